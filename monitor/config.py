@@ -1,0 +1,215 @@
+"""Configuration: a YAML file plus `AIQM_` environment overrides.
+
+The file is optional; every setting has a default, and every feature the file does not
+name gets the feature defaults of CONTRACT section 5. Unknown keys are errors that name
+the key and the file, because a typo in a threshold must not vanish silently.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from monitor.errors import ConfigError
+
+Mode = Literal["normal", "review", "fallback", "off"]
+Role = Literal["ingest", "review", "read", "admin"]
+
+FEATURE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DriftSettings(_Strict):
+    """When inputs or outputs count as no longer looking like the baseline."""
+
+    alpha: float = Field(0.01, gt=0, lt=1, description="false-discovery rate across one cycle's tests")
+    numeric_effect: float = Field(0.1, gt=0, description="Wasserstein distance / baseline spread")
+    categorical_effect: float = Field(0.1, gt=0, description="Jensen-Shannon distance of the tag mix")
+    cycles_to_fire: int = Field(2, ge=1, description="consecutive drifted cycles before `drift` fires")
+    ignore: tuple[str, ...] = Field(
+        ("config_version", "model_version"),
+        description="signals reported but never firing `drift` (a version change proposes a baseline)",
+    )
+
+
+class FeatureSettings(_Strict):
+    """Everything one feature's cycle needs; defaults are CONTRACT section 5's."""
+
+    owner: str = "unassigned"
+    decision_owner: str = ""
+    schedule: str = Field("0 6 * * 1", description="cron: minute hour day month weekday, in UTC")
+    window_days: float = Field(7.0, gt=0)
+    sample_size: int = Field(50, ge=1)
+    max_sample_size: int = Field(200, ge=1, description="cap when evidence of a drop is building")
+    min_per_stratum: int = Field(3, ge=0)
+    stratify_by: tuple[str, ...] | None = Field(None, description="segment keys; None means all of them")
+    max_strata: int = Field(50, ge=1)
+    low_confidence_signal: str = "confidence"
+    low_confidence_oversample: float = Field(
+        0.0, ge=0, le=1, description="share of the sample drawn from the least confident outputs"
+    )
+    baseline_cycles: int = Field(4, ge=1)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    retrain_drop: float = Field(0.05, gt=0, lt=1)
+    fallback_drop: float = Field(0.15, gt=0, lt=1)
+    fallback_mode: Literal["review", "fallback", "off"] = "review"
+    false_alarm_years: float = Field(2.0, gt=0, description="mean time between false alarms, stable feature")
+    stale_cycles: int = Field(2, ge=1, description="cycles without human labels or outputs before `stale`")
+    cooldown_cycles: int = Field(2, ge=0, description="cycles a resolved trigger waits before it may fire")
+    segment_min_labels: int = Field(
+        30, ge=1, description="baseline labels a segment needs for a baseline of its own"
+    )
+    drift: DriftSettings = DriftSettings()
+    # The launch brief (printed by `aiqm brief`).
+    user_role: str = ""
+    allowed_actions: tuple[str, ...] = ()
+    blocked_actions: tuple[str, ...] = ()
+    review_path: str = ""
+    fallback_behaviour: str = ""
+    known_limitations: tuple[str, ...] = ()
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron_has_five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError("must be a cron expression with five fields: minute hour day month weekday")
+        return value
+
+    @model_validator(mode="after")
+    def _drops_are_ordered(self) -> FeatureSettings:
+        if self.fallback_drop <= self.retrain_drop:
+            raise ValueError("fallback_drop must be larger than retrain_drop")
+        if self.max_sample_size < self.sample_size:
+            raise ValueError("max_sample_size must be at least sample_size")
+        return self
+
+
+class TokenSettings(_Strict):
+    name: str
+    role: Role
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 hex of the token, never the token")
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_body_bytes: int = Field(10_000_000, ge=1024)
+    max_batch: int = Field(5000, ge=1)
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Environment variables `AIQM_<NAME>` win over the file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AIQM_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    database_url: str = ""
+    data_dir: Path = Path("./data")
+    server: ServerSettings = ServerSettings()
+    tokens: tuple[TokenSettings, ...] = ()
+    defaults: FeatureSettings = FeatureSettings()
+    features: dict[str, FeatureSettings] = Field(default_factory=dict)
+    config_file: Path | None = Field(None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+    @field_validator("features")
+    @classmethod
+    def _feature_names(cls, value: dict[str, FeatureSettings]) -> dict[str, FeatureSettings]:
+        import re
+
+        for name in value:
+            if not re.match(FEATURE_NAME_PATTERN, name):
+                raise ValueError(f"feature name {name!r} must match {FEATURE_NAME_PATTERN}")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The store's URL: the configured one, or a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'aiqm.sqlite3').resolve()}"
+
+    def feature(self, name: str) -> FeatureSettings:
+        """The settings of one feature: its own block, or the defaults."""
+        return self.features.get(name, self.defaults)
+
+    def owner_of(self, name: str) -> str:
+        return self.feature(name).owner
+
+
+def _merge_feature_blocks(raw: dict[str, Any]) -> dict[str, Any]:
+    """Each feature block starts from the `defaults` block, then overrides what it names."""
+    defaults = raw.get("defaults") or {}
+    features = raw.get("features") or {}
+    if not isinstance(defaults, dict) or not isinstance(features, dict):
+        return raw
+    merged: dict[str, Any] = {}
+    for name, block in features.items():
+        if block is None:
+            block = {}
+        if not isinstance(block, dict):
+            merged[name] = block
+            continue
+        combined = {**defaults, **block}
+        if isinstance(defaults.get("drift"), dict) and isinstance(block.get("drift"), dict):
+            combined["drift"] = {**defaults["drift"], **block["drift"]}
+        merged[name] = combined
+    return {**raw, "features": merged}
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            lines.append(f"  {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read the YAML file (the argument, else `AIQM_CONFIG`, else none) and the environment."""
+    chosen = path if path is not None else os.environ.get("AIQM_CONFIG")
+    raw: dict[str, Any] = {}
+    source = "environment"
+    if chosen:
+        file = Path(chosen)
+        source = str(file)
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: no such configuration file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: cannot read: {exc}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: the top level must be a mapping of settings")
+        raw = _merge_feature_blocks(loaded)
+        raw["config_file"] = file
+    try:
+        return Settings(**raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
