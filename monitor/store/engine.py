@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from monitor.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 715517001  # pg_advisory_xact_lock key; PostgreSQL < 16 rejects 715_517_001 in SQL
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -50,6 +51,6 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":  # replicas starting at once take turns
-            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(715_517_001)")
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -1,0 +1,284 @@
+"""Shared fixtures: a fixed clock, a seeded generator, stores on both backends, the CLI.
+
+Stores
+    `store_url` is parametrized over ``sqlite`` (a file in the test's temporary directory) and
+    ``postgresql`` (a fresh database on 127.0.0.1:5432, copied from a template migrated once per
+    session, dropped after the test). Both are migrated to the newest revision. `engine` is an
+    Engine on it. Tests using them run once per backend; the PostgreSQL run carries the
+    ``postgres`` marker. When PostgreSQL cannot be reached the PostgreSQL run is skipped with the
+    reason, except under ``CI=true``, where it fails: CI must never pass without the server.
+    Set ``AIQM_TEST_POSTGRES_URL`` to use another server (its database must exist and the user
+    must be allowed to create databases).
+
+    For a store shared by a module, use the session fixture `stores`:
+    ``stores.create("postgresql")`` returns the URL of a new migrated store.
+
+CLI
+    `aiqm` runs ``monitor.cli.main`` in-process, `aiqm_proc` runs ``python -m monitor`` in a
+    subprocess (for exit codes and the absence of tracebacks). Both return a `CliResult`, run
+    in the test's temporary directory and see no ``AIQM_`` variable but those they are given.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from hypothesis import settings
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from monitor.store.engine import make_engine, migrate
+
+# Read before the autouse fixture scrubs AIQM_ variables from the environment.
+POSTGRES_URL = os.environ.get("AIQM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+FIXED_NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday, 06:00 UTC: a default cycle time
+SEED = 20260302
+
+# A loaded 2-core machine must not turn slow examples into failures.
+settings.register_profile("aiqm", deadline=None, print_blob=True)
+settings.load_profile("aiqm")
+
+BACKENDS = ("sqlite", pytest.param("postgresql", marks=pytest.mark.postgres, id="postgresql"))
+
+
+# --------------------------------------------------------------------------- environment
+
+
+@pytest.fixture(autouse=True)
+def _no_aiqm_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's AIQM_DATABASE_URL (or AIQM_CONFIG) must never reach a test."""
+    for name in list(os.environ):
+        if name.startswith("AIQM_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def clock() -> datetime:
+    """A fixed aware UTC 'now': Monday 2026-03-02 06:00 UTC."""
+    return FIXED_NOW
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A seeded generator; each test gets its own, so tests do not depend on their order."""
+    return np.random.default_rng(SEED)
+
+
+# --------------------------------------------------------------------------- stores
+
+
+class _PostgresUnavailable(Exception):
+    pass
+
+
+class Stores:
+    """Creates migrated stores; PostgreSQL databases are dropped at the end of the session."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.prefix = f"aiqm_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        self._counter = itertools.count(1)
+        self._template: str | None = None
+        self._pg_error: str | None = None
+        self._databases: list[str] = []
+
+    # -- sqlite
+
+    def sqlite(self) -> str:
+        path = self.root / f"store-{next(self._counter)}.sqlite3"
+        url = f"sqlite:///{path}"
+        engine = make_engine(url)
+        try:
+            migrate(engine)
+        finally:
+            engine.dispose()
+        return url
+
+    # -- postgresql
+
+    def _admin(self) -> psycopg.Connection[Any]:
+        conninfo = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            return psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+        except psycopg.OperationalError as exc:
+            raise _PostgresUnavailable(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}") from None
+
+    def _url_of(self, database: str) -> str:
+        return make_url(POSTGRES_URL).set(database=database).render_as_string(hide_password=False)
+
+    def _ensure_template(self) -> str:
+        if self._pg_error is not None:
+            raise _PostgresUnavailable(self._pg_error)
+        if self._template is not None:
+            return self._template
+        template = f"{self.prefix}_template"
+        try:
+            with self._admin() as admin:
+                admin.execute(f'CREATE DATABASE "{template}"')
+        except _PostgresUnavailable as exc:
+            self._pg_error = str(exc)
+            raise
+        self._databases.append(template)
+        engine = make_engine(self._url_of(template))
+        try:
+            migrate(engine)
+        finally:
+            engine.dispose()
+        self._template = template
+        return template
+
+    def postgresql(self) -> str:
+        template = self._ensure_template()
+        database = f"{self.prefix}_{next(self._counter)}"
+        with self._admin() as admin:
+            admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
+        self._databases.append(database)
+        return self._url_of(database)
+
+    def drop(self, url: str) -> None:
+        database = make_url(url).database
+        if database is None or database not in self._databases:
+            return
+        with self._admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        self._databases.remove(database)
+
+    def close(self) -> None:
+        if not self._databases:
+            return
+        with self._admin() as admin:
+            for database in reversed(self._databases):
+                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        self._databases.clear()
+
+    # -- either
+
+    def create(self, backend: str) -> str:
+        """The URL of a new, migrated, empty store; fails or skips as the module docstring says."""
+        if backend == "sqlite":
+            return self.sqlite()
+        if backend != "postgresql":
+            raise ValueError(f"unknown backend {backend!r}")
+        try:
+            return self.postgresql()
+        except _PostgresUnavailable as exc:
+            if IN_CI:
+                pytest.fail(f"{exc} (CI=true: PostgreSQL tests must run in CI, they never skip)")
+            pytest.skip(f"{exc} (outside CI only; start it with pg_ctlcluster)")
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
+    factory = Stores(tmp_path_factory.mktemp("stores"))
+    yield factory
+    factory.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def store_url(stores: Stores, backend: str) -> Iterator[str]:
+    """The URL of a fresh migrated store, once per backend."""
+    url = stores.create(backend)
+    yield url
+    if backend == "postgresql":
+        stores.drop(url)
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    """An Engine on a fresh migrated store, once per backend."""
+    built = make_engine(store_url)
+    migrate(built)
+    yield built
+    built.dispose()
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+CliRunner = Callable[..., CliResult]
+
+
+def _aiqm_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIQM_")}
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def aiqm(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+    """Run ``aiqm ARGS`` in-process: ``aiqm("ingest", path, stdin=b"...", env={...})``."""
+    from monitor.cli import main
+
+    def run(*args: str | Path, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> CliResult:
+        with monkeypatch.context() as patch:
+            patch.chdir(tmp_path)
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            if stdin is not None:
+                patch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+            capsys.readouterr()
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else 1
+            captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def aiqm_proc(tmp_path: Path) -> CliRunner:
+    """Run ``python -m monitor ARGS`` in a subprocess: ``aiqm_proc("ingest", path, env={...})``."""
+
+    def run(
+        *args: str | Path,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 120,
+    ) -> CliResult:
+        command: Sequence[str] = [sys.executable, "-m", "monitor", *map(str, args)]
+        done = subprocess.run(
+            command,
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            cwd=tmp_path,
+            env=_aiqm_env(env),
+            timeout=timeout,
+            check=False,
+        )
+        return CliResult(
+            done.returncode,
+            done.stdout.decode("utf-8", "replace"),
+            done.stderr.decode("utf-8", "replace"),
+        )
+
+    return run
