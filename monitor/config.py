@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (env_settings, init_settings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _features_start_from_defaults(cls, data: Any) -> Any:
+        # Runs on the file and the environment together, so AIQM_DEFAULTS__X reaches every feature.
+        return _merge_feature_blocks(data) if isinstance(data, dict) else data
+
     @field_validator("features")
     @classmethod
     def _feature_names(cls, value: dict[str, FeatureSettings]) -> dict[str, FeatureSettings]:
@@ -207,8 +213,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{file}: the top level must be a mapping of settings")
-        raw = _merge_feature_blocks(loaded)
-        raw["config_file"] = file
+        raw = {**loaded, "config_file": file}
     try:
         return Settings(**raw)
     except ValidationError as exc:
