@@ -93,8 +93,10 @@ def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> Est
     denominator = 1.0 + z2 / n
     centre = (p + z2 / (2.0 * n)) / denominator
     half = z * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n)) / denominator
-    low = min(max(centre - half, 0.0), 1.0)
-    high = min(max(centre + half, 0.0), 1.0)
+    # Analytically low = 0 at x = 0 and high = 1 at x = n, and the interval contains p; say so
+    # exactly rather than leave a 1e-18 of rounding outside [0, 1] or on the wrong side of p.
+    low = 0.0 if successes == 0 else min(max(centre - half, 0.0), p)
+    high = 1.0 if successes == n else max(min(centre + half, 1.0), p)
     return Estimate(value=p, low=low, high=high, n=float(n), method="wilson", confidence=confidence)
 
 

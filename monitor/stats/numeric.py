@@ -61,7 +61,8 @@ class NumericReference:
     """A baseline window prepared once for repeated comparisons.
 
     ``values`` are its finite values sorted ascending; ``edges`` the inner bin edges
-    (reference quantiles, deduplicated, so that tied data make fewer bins); ``counts``
+    (reference quantiles by the inverted empirical CDF, so edges are observed values;
+    deduplicated, so that tied data make fewer bins); ``counts``
     the reference's count per bin, where bin *i* holds ``edges[i-1] < x <= edges[i]``
     and the outer bins are open. ``scale`` is the spread Wasserstein distances are
     divided by: the (population) standard deviation; if that is 0, IQR/1.349; if that
@@ -92,7 +93,8 @@ class NumericReference:
         if sample.n == 0:
             raise ValueError("a numeric reference needs at least one finite value")
         ordered = sample.values
-        edges = np.unique(np.quantile(ordered, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+        # inverted-CDF quantiles are data values, so integer-valued signals get integer edges
+        edges = np.unique(np.quantile(ordered, np.linspace(0.0, 1.0, bins + 1)[1:-1], method="inverted_cdf"))
         counts = _counts_in_bins(ordered, edges)
         mean = float(ordered.mean())
         std = float(ordered.std())
