@@ -44,8 +44,14 @@ def _import(args: argparse.Namespace, kind_name: str) -> int:
             status = EXIT_USAGE
             continue
         kind = OUTPUTS if kind_name == "outputs" else LABELS
-        summary = import_file(engine, path, kind, _now, skip_bad=args.skip_bad,  # type: ignore[arg-type]
-                              rejects_dir=args.rejects_dir)
+        summary = import_file(
+            engine,
+            path,
+            kind,
+            _now,
+            skip_bad=args.skip_bad,  # type: ignore[arg-type]
+            rejects_dir=args.rejects_dir,
+        )
         for bad in summary.bad_lines:
             _err(bad.describe(summary.source))
         if summary.rejected > len(summary.bad_lines):
@@ -82,6 +88,45 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from monitor.backtest import run_backtest
+    from monitor.config import load_settings
+    from monitor.status import format_backtest
+
+    for path in (args.outputs, args.labels):
+        if not Path(path).is_file():
+            raise InputError("no such file", source=path)
+    result = run_backtest(args.outputs, args.labels, load_settings(args.config), seed=args.seed)
+    print(json.dumps(result, indent=1) if args.json else format_backtest(result))
+    return EXIT_OK
+
+
+def cmd_cycle(args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+    from monitor.config import load_settings
+    from monitor.cycle import CycleRunner
+    from monitor.records import parse_ts
+    from monitor.schedule import last_fire_time
+    from monitor.store.cycle_queries import feature_names
+
+    settings = load_settings(args.config)
+    engine = open_store(settings)
+    now = parse_ts(args.at, "--at") if args.at else _now()
+    with engine.connect() as conn:
+        names = [args.feature] if args.feature else feature_names(conn)
+        if args.feature and args.feature not in feature_names(conn):
+            raise NotFound(f"no feature {args.feature!r} in the store")
+    runner = CycleRunner(engine, settings, _now)
+    for name in names:
+        at = last_fire_time(settings.feature(name).schedule, now) if not args.at else now
+        if at is None:
+            _err(f"{name}: the schedule has not fired yet")
+            continue
+        outcome = runner.run(name, at)
+        print(json.dumps({"feature": name, **outcome.to_json()}))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
@@ -92,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aiqm", description="Quality-drift monitoring for AI features.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str,
-            parent: Any = sub) -> argparse.ArgumentParser:
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], help_text: str, parent: Any = sub
+    ) -> argparse.ArgumentParser:
         command: argparse.ArgumentParser = parent.add_parser(name, help=help_text, description=help_text)
         command.set_defaults(handler=handler)
         return command
@@ -118,6 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     _import_options(labels_import)
     config_option(labels_import)
 
+    backtest = add(
+        "backtest", cmd_backtest, "replay a history through the cycle code, with a simulated clock"
+    )
+    backtest.add_argument("--outputs", required=True, help="JSONL of logged outputs")
+    backtest.add_argument("--labels", required=True, help="JSONL of labels the simulated reviewers give")
+    backtest.add_argument("--seed", type=int, default=0, help="the sampler's seed (same seed, same result)")
+    backtest.add_argument("--json", action="store_true")
+    config_option(backtest)
+
+    cycle = add("cycle", cmd_cycle, "run one scheduled cycle now (or as if at --at)")
+    cycle.add_argument("--at", default=None, help="RFC 3339 time the cycle runs as if scheduled at")
+    cycle.add_argument("--feature", default=None, help="only this feature (default: all)")
+    config_option(cycle)
+
     status = add("status", cmd_status, "each feature's mode, triggers and last metrics")
     status.add_argument("--json", action="store_true")
     config_option(status)
@@ -131,10 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _import_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("paths", nargs="+", metavar="PATH")
-    command.add_argument("--skip-bad", action="store_true",
-                         help="store the good lines; write the bad ones, with reasons, to a rejects file")
-    command.add_argument("--rejects-dir", type=Path, default=None,
-                         help="where rejects files go (default: beside the input)")
+    command.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="store the good lines; write the bad ones, with reasons, to a rejects file",
+    )
+    command.add_argument(
+        "--rejects-dir", type=Path, default=None, help="where rejects files go (default: beside the input)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

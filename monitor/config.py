@@ -32,7 +32,7 @@ class DriftSettings(_Strict):
 
     alpha: float = Field(0.01, gt=0, lt=1, description="false-discovery rate across one cycle's tests")
     numeric_effect: float = Field(0.1, gt=0, description="Wasserstein distance / baseline spread")
-    categorical_effect: float = Field(0.1, gt=0, description="Jensen-Shannon distance of the tag mix")
+    categorical_effect: float = Field(0.05, gt=0, description="Jensen-Shannon distance of the tag mix")
     cycles_to_fire: int = Field(2, ge=1, description="consecutive drifted cycles before `drift` fires")
     ignore: tuple[str, ...] = Field(
         ("config_version", "model_version"),

@@ -108,7 +108,10 @@ class OutputColumns:
         for record in records:
             count += 1
             for side in ("input", "output"):
-                if record.get(side) is not None:
+                known = record.get(f"{side}_length")  # the store keeps lengths, not always texts
+                if known is not None:
+                    add_number(f"{side}_length", known)
+                elif record.get(side) is not None:
                     add_number(f"{side}_length", text_length(record[side]))
             signals = record.get("signals")
             if isinstance(signals, Mapping):

@@ -38,3 +38,24 @@ def format_status(report: dict[str, Any]) -> str:
         lines.append(f"  outputs {item['outputs']:,}  ({item['first_output']} .. {item['last_output']})")
         lines.append(f"  labels  human {item['labels']['human']:,}  judge {item['labels']['judge']:,}")
     return "\n".join(lines)
+
+
+def format_backtest(result: dict[str, Any]) -> str:
+    """A line per cycle: time, counts, pass rate with its interval, mode and alerts."""
+    lines = []
+    for feature, data in result["features"].items():
+        lines.append(feature)
+        for cycle in data["cycles"]:
+            rate = (
+                "   n/a          "
+                if cycle["pass_rate"] is None
+                else (
+                    f"{cycle['pass_rate']:.3f} [{cycle['pass_rate_low']:.3f}, {cycle['pass_rate_high']:.3f}]"
+                )
+            )
+            alerts = ", ".join(f"{a['trigger']}[{a['scope']}]={a['state']}" for a in cycle["alerts"])
+            lines.append(
+                f"  {cycle['at']}  outputs {cycle['outputs']:6d}  sampled {cycle['sampled']:4d}  "
+                f"labelled {cycle['labelled']:4d}  pass {rate}  {cycle['mode']:8s} {alerts}"
+            )
+    return "\n".join(lines)

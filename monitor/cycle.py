@@ -1,0 +1,524 @@
+"""One weekly cycle of one feature: window -> sample -> label -> quality -> drift -> triggers -> store.
+
+`aiqm cycle`, the scheduler and `aiqm backtest` all call `run_cycle` with a different clock.
+A cycle is keyed by (feature, scheduled time): running it again changes nothing. Its sample
+is stored with the cycle's row in one transaction, labels land in their own (idempotent)
+transactions, and the results, trigger states, events and mode land together in a last one,
+so a crash anywhere leaves either nothing or a cycle that the next run completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine
+
+from monitor.config import FeatureSettings, Settings
+from monitor.drift import OutputColumns, PreparedReference, compare_columns, prepare_reference
+from monitor.quality import LabelledItem, ScopeQuality, cycle_quality
+from monitor.records import LabelRecord
+from monitor.sampling import Candidate, SamplingPlan, draw
+from monitor.stats import DriftThresholds, weighted_pass_rate
+from monitor.store import cycle_queries as q
+from monitor.store.writes import ensure_feature, insert_labels
+from monitor.triggers import Baseline, CycleFacts, TriggerState, decide
+
+
+class Labeller(Protocol):
+    """Anything that labels a cycle's sample as it is drawn: a judge, or the backtest's reviewers."""
+
+    def label(self, feature: str, output_ids: Sequence[str], at: datetime) -> list[LabelRecord]: ...
+
+
+@dataclass(frozen=True)
+class Alert:
+    trigger: str
+    scope: str
+    state: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"trigger": self.trigger, "scope": self.scope, "state": self.state, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class CycleOutcome:
+    feature: str
+    at: datetime
+    window_start: datetime
+    window_end: datetime
+    outputs: int
+    sampled: int
+    labelled: int
+    pass_rate: float | None
+    pass_rate_low: float | None
+    pass_rate_high: float | None
+    mode: str
+    alerts: tuple[Alert, ...]
+    result: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": _iso(self.at),
+            "window_start": _iso(self.window_start),
+            "window_end": _iso(self.window_end),
+            "outputs": self.outputs,
+            "sampled": self.sampled,
+            "labelled": self.labelled,
+            "pass_rate": self.pass_rate,
+            "pass_rate_low": self.pass_rate_low,
+            "pass_rate_high": self.pass_rate_high,
+            "mode": self.mode,
+            "alerts": [alert.to_json() for alert in self.alerts],
+        }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class CycleRunner:
+    """Runs cycles against one store; keeps the prepared drift baselines between cycles."""
+
+    engine: Engine
+    settings: Settings
+    clock: Callable[[], datetime]
+    labellers: Sequence[Labeller] = ()
+    seed: int = 0
+    _references: dict[tuple[str, int], PreparedReference] = field(default_factory=dict)
+
+    def cycle_seed(self, feature: str, at: datetime) -> int:
+        digest = hashlib.sha256(f"{self.seed}|{feature}|{at.isoformat()}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") >> 1
+
+    def run(self, feature: str, at: datetime) -> CycleOutcome:
+        """Run (or finish, or just report) the cycle of `feature` scheduled at `at`."""
+        started = time.perf_counter()
+        settings = self.settings.feature(feature)
+        with self.engine.begin() as conn:
+            row = q.cycle_row(conn, feature, at)
+            if row is not None and row["status"] == "done":
+                return outcome_from_row(row)
+            if row is None:
+                self._start(conn, feature, settings, at)
+        with self.engine.connect() as conn:
+            drawn = [item.output_id for item in q.sample_of(conn, feature, at)]
+        for labeller in self.labellers:
+            records = labeller.label(feature, drawn, at)
+            if records:
+                with self.engine.begin() as conn:
+                    insert_labels(conn, records, self.clock())
+        with self.engine.begin() as conn:
+            return self._finish(conn, feature, settings, at, started)
+
+    def _start(self, conn: Connection, feature: str, settings: FeatureSettings, at: datetime) -> None:
+        start = at - timedelta(days=settings.window_days)
+        ensure_feature(conn, feature, self.clock())
+        previous = q.cycle_rows(conn, feature, until=at - timedelta(microseconds=1))
+        size = (
+            previous[-1]["result"].get("next_sample_size", settings.sample_size)
+            if previous
+            else settings.max_sample_size
+        )
+        candidates = [
+            Candidate(c.output_id, c.segment, c.signals.get(settings.low_confidence_signal))
+            for c in q.unreviewed_in_window(conn, feature, start, at)
+        ]
+        plan = SamplingPlan(
+            size=size,
+            min_per_stratum=settings.min_per_stratum,
+            stratify_by=settings.stratify_by,
+            max_strata=settings.max_strata,
+            low_confidence_share=settings.low_confidence_oversample,
+        )
+        seed = self.cycle_seed(feature, at)
+        chosen = draw(candidates, plan, seed)
+        now = self.clock()
+        q.start_cycle(
+            conn,
+            {
+                "feature": feature,
+                "at": at,
+                "window_start": start,
+                "window_end": at,
+                "status": "running",
+                "seed": seed,
+                "outputs": 0,
+                "sampled": len(chosen),
+                "labelled": 0,
+                "mode": "normal",
+                "result": {"sample_size": size},
+                "started_at": now,
+            },
+        )
+        q.insert_samples(
+            conn,
+            feature,
+            at,
+            (
+                {
+                    "output_id": d.output_id,
+                    "stratum": d.stratum,
+                    "inclusion_prob": d.inclusion_prob,
+                    "low_confidence": d.low_confidence,
+                }
+                for d in chosen
+            ),
+            now,
+        )
+
+    def _finish(
+        self, conn: Connection, feature: str, settings: FeatureSettings, at: datetime, started: float
+    ) -> CycleOutcome:
+        row = q.cycle_row(conn, feature, at)
+        assert row is not None
+        now = self.clock()
+        done = q.cycle_rows(conn, feature, until=at)
+        previous_at = done[-1]["finished_at"] if done else None
+        self._restate(conn, feature, settings, done, previous_at, now)
+        quality = _quality_of(conn, feature, at, settings.confidence)
+        outputs = q.count_window(conn, feature, row["window_start"], at)
+        human = q.labels_received(conn, feature, done[-1]["at"] if done else None, at, "human")
+        received = q.labels_received(conn, feature, done[-1]["at"] if done else None, at)
+        result: dict[str, Any] = {
+            "sample_size": row["result"].get("sample_size", settings.sample_size),
+            "quality": {scope: value.to_json() for scope, value in quality.items()},
+            "human_labels_received": human,
+            "labels_received": received,
+        }
+        this = CycleFacts(
+            at=at, outputs=outputs, human_labels_received=human, labels_received=received, quality=quality
+        )
+        baseline_row = q.active_baseline(conn, feature) or self._adopt_default_baseline(
+            conn, feature, settings, [*done, {**row, "result": result}], now
+        )
+        baseline = _baseline_from_row(baseline_row) if baseline_row else None
+        if baseline_row is not None:
+            report = self._drift(conn, feature, settings, baseline_row, row["window_start"], at)
+            result["drift"] = [entry.to_json() for entry in report.primary]
+            result["drifted"] = report.drifted
+            this = CycleFacts(
+                at=at,
+                outputs=outputs,
+                human_labels_received=human,
+                labels_received=received,
+                quality=quality,
+                drifted=tuple(report.drifted),
+                drift_checked=True,
+            )
+            result["baseline_version"] = baseline_row["version"]
+            self._propose_baseline(conn, feature, baseline_row, row["window_start"], at, now)
+        history = [_facts(r) for r in done] + [this]
+        if baseline_row is not None:
+            history = [c for c in history if c.at > baseline_row["window_end"]]
+        previous_states = {
+            (r["trigger"], r["scope"]): _state_from_row(r) for r in q.trigger_state_rows(conn, feature)
+        }
+        override_row = q.active_override(conn, feature, at)
+        override = (override_row["mode"], override_row["reason"]) if override_row else None
+        decision = decide(settings, baseline, history, previous_states, override, at)
+        alerts = tuple(
+            Alert(s.trigger, s.scope, s.state, s.reason)
+            for s in decision.states.values()
+            if s.state in ("pending", "firing")
+        )
+        result["alerts"] = [alert.to_json() for alert in alerts]
+        result["next_sample_size"] = decision.next_sample_size
+        overall = quality.get("all")
+        q.finish_cycle(
+            conn,
+            feature,
+            at,
+            {
+                "status": "done",
+                "outputs": outputs,
+                "labelled": overall.labelled if overall else 0,
+                "pass_rate": overall.value if overall else None,
+                "pass_rate_low": overall.low if overall else None,
+                "pass_rate_high": overall.high if overall else None,
+                "mode": decision.mode,
+                "result": result,
+                "finished_at": now,
+                "duration_seconds": time.perf_counter() - started,
+            },
+        )
+        q.save_trigger_states(
+            conn,
+            feature,
+            [
+                {
+                    "trigger": s.trigger,
+                    "scope": s.scope,
+                    "state": s.state,
+                    "since": s.since,
+                    "updated_at": now,
+                    "reason": s.reason,
+                    "evidence": dict(s.evidence),
+                    "detector": {"cooldown_left": s.cooldown_left},
+                }
+                for s in decision.states.values()
+            ],
+        )
+        q.add_trigger_events(
+            conn,
+            [
+                {
+                    "feature": feature,
+                    "trigger": t.trigger,
+                    "scope": t.scope,
+                    "from_state": t.from_state,
+                    "to_state": t.to_state,
+                    "at": now,
+                    "cycle_at": at,
+                    "owner": t.owner,
+                    "reason": t.reason,
+                    "evidence": dict(t.evidence),
+                }
+                for t in decision.transitions
+            ],
+        )
+        q.set_feature_mode(conn, feature, decision.mode, decision.mode_reason, now)
+        final = q.cycle_row(conn, feature, at)
+        assert final is not None
+        return outcome_from_row(final)
+
+    def _restate(
+        self,
+        conn: Connection,
+        feature: str,
+        settings: FeatureSettings,
+        done: list[dict[str, Any]],
+        previous_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        """Labels that arrived after their cycle was computed restate that cycle's quality."""
+        if previous_at is None:
+            return
+        by_at = {row["at"]: row for row in done}
+        for cycle_at in q.cycles_with_new_labels(conn, feature, previous_at):
+            row = by_at.get(cycle_at)
+            if row is None:
+                continue
+            quality = _quality_of(conn, feature, cycle_at, settings.confidence)
+            overall = quality.get("all")
+            result = {**row["result"], "quality": {s: v.to_json() for s, v in quality.items()}}
+            row["result"] = result
+            values = {
+                "labelled": overall.labelled if overall else 0,
+                "pass_rate": overall.value if overall else None,
+                "pass_rate_low": overall.low if overall else None,
+                "pass_rate_high": overall.high if overall else None,
+                "result": result,
+            }
+            row.update(values)
+            q.restate_cycle(conn, feature, cycle_at, values, now)
+
+    def _adopt_default_baseline(
+        self,
+        conn: Connection,
+        feature: str,
+        settings: FeatureSettings,
+        cycles: list[dict[str, Any]],
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        """CONTRACT 5: the pass rate over the first `baseline_cycles` cycles that had labels."""
+        labelled = [c for c in cycles if "all" in c["result"].get("quality", {})]
+        if len(labelled) < settings.baseline_cycles:
+            return None
+        chosen = labelled[: settings.baseline_cycles]
+        values = baseline_values(conn, feature, [c["at"] for c in chosen], settings.confidence)
+        if values is None:
+            return None
+        values.update(
+            {
+                "feature": feature,
+                "kind": "auto",
+                "status": "active",
+                "window_start": chosen[0]["window_start"],
+                "window_end": chosen[-1]["window_end"],
+                "reason": f"default: the first {settings.baseline_cycles} cycles that had labels",
+                "created_at": now,
+            }
+        )
+        q.add_baseline(conn, values)
+        return q.active_baseline(conn, feature)
+
+    def _drift(
+        self,
+        conn: Connection,
+        feature: str,
+        settings: FeatureSettings,
+        baseline_row: Mapping[str, Any],
+        start: datetime,
+        end: datetime,
+    ) -> Any:
+        key = (feature, int(baseline_row["version"]))
+        reference = self._references.get(key)
+        if reference is None:
+            columns = OutputColumns.from_records(
+                q.window_records(conn, feature, baseline_row["window_start"], baseline_row["window_end"])
+            )
+            reference = self._references[key] = prepare_reference(columns)
+        current = OutputColumns.from_records(q.window_records(conn, feature, start, end))
+        thresholds = DriftThresholds(
+            alpha=settings.drift.alpha,
+            numeric_effect=settings.drift.numeric_effect,
+            categorical_effect=settings.drift.categorical_effect,
+        )
+        return compare_columns(reference, current, thresholds)
+
+    def _propose_baseline(
+        self,
+        conn: Connection,
+        feature: str,
+        baseline_row: Mapping[str, Any],
+        start: datetime,
+        end: datetime,
+        now: datetime,
+    ) -> None:
+        """A new model or config version proposes a new baseline; it is never adopted silently."""
+        before = q.window_versions(conn, feature, baseline_row["window_start"], baseline_row["window_end"])
+        current = q.window_versions(conn, feature, start, end)
+        changes = []
+        for column in ("model_version", "config_version"):
+            old = max(before[column], key=before[column].__getitem__) if before[column] else None
+            new = max(current[column], key=current[column].__getitem__) if current[column] else None
+            if new is not None and new != old:
+                changes.append(f"{column} {old} -> {new}")
+        if not changes:
+            return
+        existing = [b for b in q.baseline_history(conn, feature) if b["status"] == "proposed"]
+        reason = "proposed after a version change: " + ", ".join(changes)
+        if existing and existing[-1]["reason"] == reason:
+            return
+        q.add_baseline(
+            conn,
+            {
+                "feature": feature,
+                "kind": "proposed",
+                "status": "proposed",
+                "window_start": start,
+                "window_end": end,
+                "pass_rate": None,
+                "pass_rate_low": None,
+                "pass_rate_high": None,
+                "labelled": 0,
+                "segments": {},
+                "reason": reason + "; pin one with `aiqm baseline set`",
+                "created_at": now,
+            },
+        )
+
+
+def _quality_of(conn: Connection, feature: str, at: datetime, confidence: float) -> dict[str, ScopeQuality]:
+    return cycle_quality(_labelled_items(q.sample_of(conn, feature, at)), confidence)
+
+
+def _labelled_items(sample: Sequence[q.SampledOutput]) -> list[LabelledItem]:
+    items = []
+    for item in sample:
+        human = judge = None
+        for source, verdict in sorted(item.verdicts.items()):
+            if verdict == "unsure":
+                continue
+            if source.startswith("human:") and human is None:
+                human = verdict == "pass"
+            elif source.startswith("judge:") and judge is None:
+                judge = verdict == "pass"
+        items.append(
+            LabelledItem(item.output_id, item.segment, item.stratum, item.inclusion_prob, human, judge)
+        )
+    return items
+
+
+def baseline_values(
+    conn: Connection, feature: str, cycle_ats: Sequence[datetime], confidence: float
+) -> dict[str, Any] | None:
+    """Pass rate (overall and per segment value) of the labelled samples of these cycles."""
+    items = [item for at in cycle_ats for item in _labelled_items(q.sample_of(conn, feature, at))]
+    humans = [item for item in items if item.human is not None]
+    if not humans:
+        return None
+    overall = weighted_pass_rate(
+        [float(bool(i.human)) for i in humans], [i.inclusion_prob for i in humans], None, confidence
+    )
+    segments: dict[str, list[float]] = {}
+    for scope in sorted({f"segment:{k}={v}" for i in humans for k, v in i.segment.items()}):
+        key, _, value = scope.removeprefix("segment:").partition("=")
+        members = [i for i in humans if i.segment.get(key) == value]
+        estimate = weighted_pass_rate(
+            [float(bool(i.human)) for i in members], [i.inclusion_prob for i in members], None, confidence
+        )
+        segments[scope] = [estimate.value, estimate.n]
+    return {
+        "pass_rate": overall.value,
+        "pass_rate_low": overall.low,
+        "pass_rate_high": overall.high,
+        "labelled": len(humans),
+        "segments": {"n_eff": overall.n, "scopes": segments},
+    }
+
+
+def _baseline_from_row(row: Mapping[str, Any]) -> Baseline:
+    segments = row["segments"] or {}
+    scopes = {scope: (float(v[0]), float(v[1])) for scope, v in segments.get("scopes", {}).items()}
+    return Baseline(
+        version=int(row["version"]),
+        pass_rate=float(row["pass_rate"]),
+        n_eff=float(segments.get("n_eff", row["labelled"])),
+        segments=scopes,
+    )
+
+
+def _facts(row: Mapping[str, Any]) -> CycleFacts:
+    result = row["result"]
+    quality = {
+        scope: ScopeQuality.from_json(scope, data) for scope, data in result.get("quality", {}).items()
+    }
+    return CycleFacts(
+        at=row["at"],
+        outputs=int(row["outputs"]),
+        human_labels_received=int(result.get("human_labels_received", 0)),
+        labels_received=int(result.get("labels_received", 0)),
+        quality=quality,
+        drifted=tuple(result.get("drifted", ())),
+        drift_checked="drift" in result,
+    )
+
+
+def _state_from_row(row: Mapping[str, Any]) -> TriggerState:
+    return TriggerState(
+        trigger=row["trigger"],
+        scope=row["scope"],
+        state=row["state"],
+        since=row["since"],
+        reason=row["reason"],
+        evidence=row["evidence"],
+        cooldown_left=int((row["detector"] or {}).get("cooldown_left", 0)),
+    )
+
+
+def outcome_from_row(row: Mapping[str, Any]) -> CycleOutcome:
+    result = row["result"] or {}
+    alerts = tuple(Alert(a["trigger"], a["scope"], a["state"], a["reason"]) for a in result.get("alerts", []))
+    return CycleOutcome(
+        feature=row["feature"],
+        at=row["at"],
+        window_start=row["window_start"],
+        window_end=row["window_end"],
+        outputs=int(row["outputs"]),
+        sampled=int(row["sampled"]),
+        labelled=int(row["labelled"]),
+        pass_rate=row["pass_rate"],
+        pass_rate_low=row["pass_rate_low"],
+        pass_rate_high=row["pass_rate_high"],
+        mode=row["mode"],
+        alerts=alerts,
+        result=result,
+    )

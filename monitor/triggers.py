@@ -1,0 +1,346 @@
+"""Pure trigger rules: (settings, baseline, cycle history, previous states) -> new states and mode.
+
+Every rule reads the whole history of cycle results, so a late label that restates an old
+cycle is taken into account the next time the rules run, and running them twice on the
+same history gives the same answer.
+
+- `retrain`: a Bernoulli CUSUM per scope for a drop of `retrain_drop` below the baseline
+  (monitor.stats.sequential). The baseline is itself an estimate, so the detector's p0 is
+  the baseline less half its standard error: a baseline that came out high by chance must
+  not page anyone. Segments add log(#segments) to the threshold (a Bonferroni bound on the
+  false-alarm rate of the family).
+- `fallback`: the cycles since the CUSUM's estimated change point are pooled, and the drop
+  is shown when their pass rate is below the floor (baseline - `fallback_drop`) at 99% one
+  sided, counting the baseline's own uncertainty. It leaves when the last two cycles are
+  above the floor at the same confidence.
+- `drift`: a cycle's signals drifted (significant after Benjamini-Hochberg and a large
+  enough effect) for `cycles_to_fire` cycles in a row.
+- `stale`: `stale_cycles` cycles in a row with no human label received or no output.
+
+States: ok (not listed), pending, firing, resolved. Entering `firing` and leaving it use
+different conditions, and a resolved trigger waits `cooldown_cycles` before it may fire
+again, so a trigger does not flap on noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from monitor.config import FeatureSettings
+from monitor.quality import ScopeQuality
+from monitor.stats.sequential import BernoulliCusum
+
+State = Literal["ok", "pending", "firing", "resolved"]
+Level = Literal["ok", "pending", "firing"]
+
+CUSUM_THRESHOLD = 6.0
+"""Nats of evidence for `retrain` at scope all. By simulation (tests/test_triggers_simulation.py):
+a stable feature with a 4-cycle baseline fires less than once in ten years of weekly cycles,
+and a one-point-a-week slide is caught within three to eight weeks of its start."""
+ESCALATE_AT = 0.2
+"""Share of the threshold at which the next cycle draws the larger sample."""
+PENDING_AT = 0.5
+EXIT_AT = 0.25
+BASELINE_SHRINK = 0.5
+FALLBACK_Z = 2.326  # 99% one-sided
+FALLBACK_PENDING_Z = 1.0
+
+
+@dataclass(frozen=True)
+class Baseline:
+    version: int
+    pass_rate: float
+    n_eff: float
+    segments: Mapping[str, tuple[float, float]]
+    """scope -> (pass rate, effective n) for segments seen in the baseline window."""
+
+
+@dataclass(frozen=True)
+class CycleFacts:
+    """What the rules need to know of one cycle."""
+
+    at: datetime
+    outputs: int
+    human_labels_received: int
+    labels_received: int
+    quality: Mapping[str, ScopeQuality]
+    drifted: Sequence[str] = ()
+    drift_checked: bool = False
+
+
+@dataclass(frozen=True)
+class TriggerState:
+    trigger: str
+    scope: str
+    state: State
+    since: datetime
+    reason: str = ""
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    cooldown_left: int = 0
+    """Cycles during which it may not fire again, after it was resolved."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    level: Level
+    exit_ok: bool
+    reason: str
+    evidence: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Transition:
+    trigger: str
+    scope: str
+    from_state: State
+    to_state: State
+    reason: str
+    evidence: Mapping[str, Any]
+    owner: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    states: dict[tuple[str, str], TriggerState]
+    transitions: list[Transition]
+    mode: str
+    mode_reason: str
+    next_sample_size: int
+
+
+def _rate(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _cusum_for(p0: float, n0: float, drop: float, threshold: float) -> BernoulliCusum | None:
+    se = math.sqrt(p0 * (1 - p0) / n0) if n0 > 0 else 0.0
+    p0c = min(p0 - BASELINE_SHRINK * se, 1 - 0.5 / (n0 + 1))
+    if p0c - drop <= 0.01:
+        return None
+    return BernoulliCusum(p0=p0c, delta=drop, threshold=threshold, cap=2 * threshold)
+
+
+def retrain_conditions(
+    settings: FeatureSettings, baseline: Baseline, history: Sequence[CycleFacts]
+) -> dict[str, tuple[Condition, float, tuple[int, ...]]]:
+    """Per scope: the condition, the CUSUM statistic as a share of its threshold, and run starts."""
+    scopes = sorted({scope for cycle in history for scope in cycle.quality if scope != "all"})
+    out: dict[str, tuple[Condition, float, tuple[int, ...]]] = {}
+    for scope in ["all", *scopes]:
+        threshold = CUSUM_THRESHOLD if scope == "all" else CUSUM_THRESHOLD + math.log(max(1, len(scopes)))
+        own = baseline.segments.get(scope)
+        if scope != "all" and own is not None and own[1] >= settings.segment_min_labels:
+            p0, n0 = own
+        else:
+            p0, n0 = baseline.pass_rate, baseline.n_eff
+        detector = _cusum_for(p0, n0, settings.retrain_drop, threshold)
+        if detector is None:
+            continue
+        counts = [
+            (c.quality[scope].passes_eff, c.quality[scope].n_eff) if scope in c.quality else (0.0, 0.0)
+            for c in history
+        ]
+        if not any(n for _, n in counts):
+            continue
+        path = detector.run(counts)
+        statistic = path.last
+        start = path.run_start[-1]
+        recent = [c.quality[scope] for c in history[start:] if scope in c.quality]
+        x = sum(q.passes_eff for q in recent)
+        n = sum(q.n_eff for q in recent)
+        level: Level = (
+            "firing" if statistic >= threshold else "pending" if statistic >= PENDING_AT * threshold else "ok"
+        )
+        since_text = f" over the last {len(history) - start} cycles" if recent else ""
+        reason = (
+            f"pass rate {_rate(x / n) if n else 'n/a'}{since_text} against baseline {_rate(p0)}; "
+            f"evidence of a {100 * settings.retrain_drop:.0f}-point drop {statistic:.1f} of {threshold:.1f}"
+        )
+        evidence = {
+            "statistic": round(statistic, 4),
+            "threshold": round(threshold, 4),
+            "baseline": p0,
+            "baseline_n": n0,
+            "recent_pass_rate": (x / n) if n else None,
+            "recent_n": round(n, 2),
+            "cycles": len(history) - start,
+        }
+        condition = Condition(level, statistic <= EXIT_AT * threshold, reason, evidence)
+        out[scope] = (condition, statistic / threshold, path.run_start)
+    return out
+
+
+def fallback_condition(
+    settings: FeatureSettings, baseline: Baseline, history: Sequence[CycleFacts], run_start: int | None
+) -> Condition:
+    floor = baseline.pass_rate - settings.fallback_drop
+    se_base = (
+        math.sqrt(baseline.pass_rate * (1 - baseline.pass_rate) / baseline.n_eff) if baseline.n_eff else 0
+    )
+    evidence: dict[str, Any] = {"floor": round(floor, 4), "baseline": baseline.pass_rate}
+    recent_two = [c.quality["all"] for c in history[-2:] if "all" in c.quality]
+    exit_z = _z_above(recent_two, floor, se_base)
+    exit_ok = exit_z is not None and exit_z >= FALLBACK_Z
+    if run_start is None or run_start >= len(history):
+        return Condition("ok", exit_ok, f"no evidence of a drop below the floor {_rate(floor)}", evidence)
+    pooled = [c.quality["all"] for c in history[run_start:] if "all" in c.quality]
+    z_above = _z_above(pooled, floor, se_base)
+    if z_above is None:
+        return Condition("ok", exit_ok, "no labels since the change began", evidence)
+    z = -z_above
+    x = sum(q.passes_eff for q in pooled)
+    n = sum(q.n_eff for q in pooled)
+    evidence.update(
+        {"pass_rate": round(x / n, 4), "n": round(n, 2), "z": round(z, 3), "cycles": len(history) - run_start}
+    )
+    level: Level = "firing" if z >= FALLBACK_Z else "pending" if z >= FALLBACK_PENDING_Z else "ok"
+    reason = (
+        f"pass rate {_rate(x / n)} over the last {len(history) - run_start} cycles ({n:.0f} labels) "
+        f"against the floor {_rate(floor)} (baseline {_rate(baseline.pass_rate)} less "
+        f"{100 * settings.fallback_drop:.0f} points); z = {z:.2f}, needs {FALLBACK_Z}"
+    )
+    return Condition(level, exit_ok, reason, evidence)
+
+
+def _z_above(qualities: Sequence[ScopeQuality], floor: float, se_base: float) -> float | None:
+    """How many standard errors the pooled pass rate stands above the floor."""
+    x = sum(q.passes_eff for q in qualities)
+    n = sum(q.n_eff for q in qualities)
+    if n <= 0:
+        return None
+    shrunk = (x + 0.5) / (n + 1)
+    se = math.sqrt(shrunk * (1 - shrunk) / n + se_base**2)
+    return (x / n - floor) / se
+
+
+def run_length(history: Sequence[CycleFacts], bad: Any) -> int:
+    """How many of the latest cycles in a row satisfy `bad`."""
+    count = 0
+    for cycle in reversed(history):
+        if not bad(cycle):
+            break
+        count += 1
+    return count
+
+
+def stale_condition(settings: FeatureSettings, history: Sequence[CycleFacts]) -> Condition:
+    def starved(cycle: CycleFacts) -> bool:
+        return cycle.outputs == 0 or cycle.human_labels_received == 0
+
+    run = run_length(history, starved)
+    last = history[-1]
+    level: Level = "firing" if run >= settings.stale_cycles else "pending" if run >= 1 else "ok"
+    what = "no outputs" if last.outputs == 0 else "no human labels"
+    reason = (
+        f"{what} for {run} cycle(s) in a row: nobody is feeding the monitor"
+        if run
+        else f"{last.outputs} outputs and {last.human_labels_received} human labels this cycle"
+    )
+    evidence = {"cycles": run, "outputs": last.outputs, "human_labels": last.human_labels_received}
+    return Condition(level, run == 0, reason, evidence)
+
+
+def drift_condition(settings: FeatureSettings, history: Sequence[CycleFacts]) -> Condition:
+    ignored = set(settings.drift.ignore)
+
+    def drifted(cycle: CycleFacts) -> bool:
+        return cycle.drift_checked and any(s not in ignored for s in cycle.drifted)
+
+    run = run_length(history, drifted)
+    clean = run_length(history, lambda c: c.drift_checked and not drifted(c))
+    signals = [s for s in history[-1].drifted if s not in ignored]
+    level: Level = "firing" if run >= settings.drift.cycles_to_fire else "pending" if run >= 1 else "ok"
+    reason = (
+        f"drifted from the baseline for {run} cycle(s): {', '.join(signals)}"
+        if run
+        else "inputs and outputs look like the baseline"
+    )
+    return Condition(
+        level, clean >= settings.drift.cycles_to_fire, reason, {"cycles": run, "signals": signals}
+    )
+
+
+def step(
+    previous: TriggerState | None,
+    trigger: str,
+    scope: str,
+    condition: Condition,
+    now: datetime,
+    cooldown_cycles: int,
+) -> TriggerState:
+    """One trigger's state machine: enter and leave `firing` on different conditions, then cool down."""
+    prior: State = previous.state if previous else "ok"
+    cooldown_left = max(0, previous.cooldown_left - 1) if previous else 0
+    new: State
+    if prior == "firing":
+        new = "resolved" if condition.exit_ok else "firing"
+        if new == "resolved":
+            cooldown_left = cooldown_cycles + 1
+    else:
+        new = condition.level
+        if new == "firing" and cooldown_left > 0:
+            new = "pending"
+    since = now if previous is None or new != prior else previous.since
+    return TriggerState(
+        trigger=trigger,
+        scope=scope,
+        state=new,
+        since=since,
+        reason=condition.reason,
+        evidence=dict(condition.evidence),
+        cooldown_left=cooldown_left,
+    )
+
+
+def decide(
+    settings: FeatureSettings,
+    baseline: Baseline | None,
+    history: Sequence[CycleFacts],
+    previous: Mapping[tuple[str, str], TriggerState],
+    override: tuple[str, str] | None,
+    now: datetime,
+) -> Decision:
+    """Move every trigger one cycle on, and say what the feature's mode is now."""
+    conditions: dict[tuple[str, str], Condition] = {}
+    escalate = baseline is None
+    if history:
+        conditions[("stale", "all")] = stale_condition(settings, history)
+    if baseline is not None and history:
+        retrain = retrain_conditions(settings, baseline, history)
+        run_start = None
+        for scope, (condition, share, starts) in retrain.items():
+            conditions[("retrain", scope)] = condition
+            escalate = escalate or share >= ESCALATE_AT
+            if scope == "all" and condition.evidence["statistic"] > 0:
+                run_start = starts[-1]
+        fallback = fallback_condition(settings, baseline, history, run_start)
+        conditions[("fallback", "all")] = fallback
+        escalate = escalate or fallback.level != "ok"
+        conditions[("drift", "all")] = drift_condition(settings, history)
+    states: dict[tuple[str, str], TriggerState] = {}
+    transitions: list[Transition] = []
+    for key, condition in conditions.items():
+        before = previous.get(key)
+        after = step(before, key[0], key[1], condition, now, settings.cooldown_cycles)
+        states[key] = after
+        prior: State = before.state if before else "ok"
+        if after.state != prior:
+            owner = settings.decision_owner or settings.owner if key[0] == "fallback" else settings.owner
+            transitions.append(
+                Transition(key[0], key[1], prior, after.state, condition.reason, condition.evidence, owner)
+            )
+    for key, before in previous.items():  # a scope that no longer has a condition keeps its state
+        if key not in states:
+            states[key] = replace(before)
+    mode, mode_reason = "normal", ""
+    fallback_state = states.get(("fallback", "all"))
+    if fallback_state is not None and fallback_state.state == "firing":
+        mode, mode_reason = settings.fallback_mode, f"fallback: {fallback_state.reason}"
+    if override is not None:
+        mode, mode_reason = override[0], f"manual override: {override[1]}"
+    size = settings.max_sample_size if escalate else settings.sample_size
+    return Decision(states, transitions, mode, mode_reason, size)
