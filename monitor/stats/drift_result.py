@@ -70,10 +70,14 @@ MIN_SAMPLES = 2
 class DriftThresholds:
     """When a difference is a drift: the false-discovery budget and the smallest effects worth a look.
 
-    ``alpha`` (0.01): Benjamini-Hochberg false discovery rate over all primary tests of one
-    comparison. At one weekly cycle this keeps expected false alarms among flagged signals
-    at 1 %; over a year of stable weeks with ~15 signals the per-week chance of any false
-    alarm is at most ``alpha`` — and the effect thresholds below cut it much further.
+    ``alpha`` (0.001): Benjamini-Hochberg false discovery rate over all primary tests of
+    one comparison. When nothing drifts, BH also bounds the chance of *any* alarm in that
+    comparison by ``alpha``, so this is a false-alarm budget over time: with weekly cycles,
+    1 − 0.999⁵² ≈ 5 % chance of one false drift alarm per stable feature per year (0.01
+    would be 40 %). Weekly windows of a few hundred outputs are where this matters: there
+    any significant difference is also "large" by the effect thresholds below, so the
+    effect sizes cannot filter chance alone. Real shifts worth acting on still give
+    p-values far below 0.001 at those sizes.
 
     ``numeric_effect`` (0.1): Wasserstein-1 distance over the baseline's standard deviation.
     For a location shift it is the shift in baseline standard deviations (Cohen's d): 0.1
@@ -90,7 +94,7 @@ class DriftThresholds:
     deviations reaches it. PSI entries are secondary and deliberately coarser.
     """
 
-    alpha: float = 0.01
+    alpha: float = 0.001
     numeric_effect: float = 0.1
     categorical_effect: float = 0.05
     psi_effect: float = 0.2
@@ -305,7 +309,7 @@ def decide(
         adjusted_by_index[index] = float(adjusted[position])
     results: list[DriftResult] = []
     for index, m in enumerate(measurements):
-        big_enough = math.isfinite(m.effect) and m.effect >= thresholds.for_test(m.test)
+        big_enough = not math.isnan(m.effect) and m.effect >= thresholds.for_test(m.test)
         drifted = big_enough and significant.get((m.kind, m.signal), False)
         results.append(
             DriftResult(

@@ -9,6 +9,7 @@ Non-finite values (NaN, ±inf) are dropped on both sides before anything is comp
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -67,7 +68,8 @@ class NumericReference:
     and the outer bins are open. ``scale`` is the spread Wasserstein distances are
     divided by: the (population) standard deviation; if that is 0, IQR/1.349; if that
     is 0 too (a constant reference), ``|mean|``; and 1.0 (the signal's own units) for a
-    reference that is constantly 0.
+    reference that is constantly 0. (Subnormal spreads count as 0.) Effects may still be
+    ``inf`` when a nearly constant reference meets a very different window.
     """
 
     values: FloatArray
@@ -98,12 +100,13 @@ class NumericReference:
         counts = _counts_in_bins(ordered, edges)
         mean = float(ordered.mean())
         std = float(ordered.std())
+        usable = sys.float_info.min  # a subnormal spread is no spread
         scale = std
-        if not scale > 0.0:
+        if not scale >= usable:
             q1, q3 = np.quantile(ordered, [0.25, 0.75])
             scale = float(q3 - q1) / 1.349
-        if not scale > 0.0:
-            scale = abs(mean) if mean != 0.0 else 1.0
+        if not scale >= usable:
+            scale = abs(mean) if abs(mean) >= usable else 1.0
         return cls(values=ordered, edges=edges, counts=counts, mean=mean, std=std, scale=scale)
 
 
