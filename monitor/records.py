@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
 
+import orjson
+
 from monitor.errors import InputError
 
 USER_ACTIONS = frozenset({"accepted", "edited", "rejected", "retried", "ignored"})
@@ -34,11 +36,15 @@ OUTPUT_FIELDS = frozenset(
     }
 )
 LABEL_FIELDS = frozenset({"output_id", "feature", "verdict", "score", "source", "reason", "ts"})
-FEATURE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
-SOURCE_RE = re.compile(r"^(human|judge):\S{1,120}$")
+FEATURE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # matched with fullmatch
+RFC3339_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+SOURCE_RE = re.compile(r"(human|judge):[^\s\x00]{1,120}")
 MAX_VERSION_CHARS = 200
 MAX_TAG_CHARS = 200
+MAX_JSON_DEPTH = 128
+_EXACT_INT = 2**53
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,98 +136,188 @@ def format_ts(ts: datetime) -> str:
 
 
 def parse_ts(value: Any, field: str = "ts") -> datetime:
-    """An RFC 3339 timestamp with its zone, as an aware UTC datetime."""
-    if not isinstance(value, str) or not RFC3339_RE.match(value):
+    """An RFC 3339 timestamp with its zone, as an aware UTC datetime.
+
+    Fractional digits past the sixth are truncated (Python keeps microseconds).
+    """
+    if type(value) is not str or RFC3339_RE.fullmatch(value) is None:
         raise InputError(
             f"must be an RFC 3339 timestamp with a zone, like 2026-03-02T06:00:00Z; got {value!r:.60}",
             field=field,
         )
-    text = value.replace("z", "Z").replace("t", "T")
-    if "." in text:  # Python takes at most 6 fractional digits
-        head, _, rest = text.partition(".")
-        digits = re.match(r"\d+", rest)
-        assert digits is not None
-        frac = digits.group(0)
-        text = f"{head}.{frac[:6].ljust(6, '0')}{rest[len(frac) :]}"
+    if value[10] == "t" or value[-1] == "z":
+        value = value.upper()
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise InputError(f"is not a valid date and time: {exc}", field=field) from None
-    return parsed.astimezone(UTC)
 
 
 def _string(value: Any, field: str, max_chars: int, min_chars: int = 1) -> str:
-    if not isinstance(value, str):
-        raise InputError(f"must be a string, got {type(value).__name__}", field=field)
+    if type(value) is not str:
+        raise InputError(f"must be a string, got {_kind(value)}", field=field)
     if not min_chars <= len(value) <= max_chars:
         raise InputError(f"must be {min_chars} to {max_chars} characters long, got {len(value)}", field=field)
+    if "\x00" in value:
+        raise InputError("must not contain the NUL character (\\u0000)", field=field)
     return value
 
 
+def _kind(value: Any) -> str:
+    """A value's type in JSON's words, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
 def _feature(value: Any) -> str:
-    if not isinstance(value, str) or not FEATURE_RE.match(value):
+    if type(value) is not str or FEATURE_RE.fullmatch(value) is None:
         raise InputError(f"must match [A-Za-z0-9_.-]{{1,64}}, got {value!r:.80}", field="feature")
     return value
 
 
 def _number(value: Any, field: str) -> float:
+    if type(value) is float:
+        if math.isfinite(value):
+            return value
+        raise InputError("must be a finite number", field=field)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"must be a number, got {type(value).__name__}", field=field)
-    number = float(value)
+        raise InputError(f"must be a number, got {_kind(value)}", field=field)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InputError("must be a finite number (this one is too large)", field=field) from None
     if not math.isfinite(number):
         raise InputError("must be a finite number", field=field)
     return number
 
 
 def _object(value: Any, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InputError(f"must be an object, got {type(value).__name__}", field=field)
+    if type(value) is not dict:
+        raise InputError(f"must be an object, got {_kind(value)}", field=field)
     return value
+
+
+def _check_json(value: Any, field: str) -> None:
+    """A free-form JSON value every store can keep: finite numbers, no NUL, bounded nesting.
+
+    PostgreSQL's jsonb rejects the NUL character, and NaN or Infinity are not JSON; both would
+    otherwise fail (or be changed) at write time, far from the line that caused them.
+    """
+    if type(value) is str:
+        if "\x00" in value:
+            raise InputError("must not contain the NUL character (\\u0000)", field=field)
+        return
+    stack: list[tuple[Any, str, int]] = [(value, field, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            if depth >= MAX_JSON_DEPTH:
+                raise InputError(f"is nested more than {MAX_JSON_DEPTH} levels deep", field=field)
+            for key, inner in item.items():
+                if type(key) is not str or "\x00" in key:
+                    raise InputError("has a key that is not a string without NUL", field=where)
+                stack.append((inner, f"{where}.{key}", depth + 1))
+        elif kind is list:
+            if depth >= MAX_JSON_DEPTH:
+                raise InputError(f"is nested more than {MAX_JSON_DEPTH} levels deep", field=field)
+            stack.extend((inner, f"{where}[{i}]", depth + 1) for i, inner in enumerate(item))
+        elif kind is str:
+            if "\x00" in item:
+                raise InputError("must not contain the NUL character (\\u0000)", field=where)
+        elif kind is float:
+            if not math.isfinite(item):
+                raise InputError("must be a finite number (NaN and Infinity are not JSON)", field=where)
+        elif not (item is None or kind is bool or kind is int):
+            raise InputError(f"is not a JSON value ({_kind(item)})", field=where)
+
+
+def _is_name(text: Any, min_chars: int = 1) -> bool:
+    """A tag's key or value, or a signal's name, as the store keeps it (the fast check)."""
+    return type(text) is str and min_chars <= len(text) <= MAX_TAG_CHARS and "\x00" not in text
+
+
+def _segment(value: Any) -> dict[str, str]:
+    for key, tag in _object(value, "segment").items():
+        if not (_is_name(key) and _is_name(tag, 0)):
+            _string(key, "segment", MAX_TAG_CHARS)  # raises the precise error
+            _string(tag, f"segment.{key}", MAX_TAG_CHARS, min_chars=0)
+    return value  # type: ignore[no-any-return]  # checked above
+
+
+def _signals(value: Any) -> dict[str, float]:
+    numbers: dict[str, float] = {}
+    for key, number in _object(value, "signals").items():
+        kind = type(number)
+        if kind is int and -_EXACT_INT <= number <= _EXACT_INT:
+            number = float(number)
+        elif kind is not float or number - number != 0.0:  # not a finite float: look closer
+            number = _number(number, f"signals.{key}")
+        if not _is_name(key):
+            _string(key, "signals", MAX_TAG_CHARS)
+        numbers[key] = number
+    return numbers
 
 
 def validate_output(raw: Any) -> OutputRecord:
     """Check one decoded JSON value against CONTRACT section 1."""
     obj = _object(raw, "")
-    unknown = obj.keys() - OUTPUT_FIELDS
-    if unknown:
-        name = sorted(unknown)[0]
+    if not obj.keys() <= OUTPUT_FIELDS:
+        name = sorted(obj.keys() - OUTPUT_FIELDS)[0]
         raise InputError("unknown field (a typo must not vanish silently)", field=name)
-    for required in ("id", "feature", "ts"):
-        if required not in obj:
-            raise InputError("is required", field=required)
-    record_id = _string(obj["id"], "id", 200)
-    feature = _feature(obj["feature"])
-    ts = parse_ts(obj["ts"])
-    versions = {}
-    for name in ("model_version", "config_version"):
-        value = obj.get(name)
-        versions[name] = None if value is None else _string(value, name, MAX_VERSION_CHARS)
+    try:
+        record_id, feature, ts = obj["id"], obj["feature"], obj["ts"]
+    except KeyError as missing:
+        raise InputError("is required", field=str(missing.args[0])) from None
+    record_id = _string(record_id, "id", 200)
+    feature = _feature(feature)
+    ts = parse_ts(ts)
+    model_version = obj.get("model_version")
+    if model_version is not None:
+        _string(model_version, "model_version", MAX_VERSION_CHARS)
+    config_version = obj.get("config_version")
+    if config_version is not None:
+        _string(config_version, "config_version", MAX_VERSION_CHARS)
     segment = obj.get("segment")
     if segment is not None:
-        for key, tag in _object(segment, "segment").items():
-            _string(key, "segment", MAX_TAG_CHARS)
-            _string(tag, f"segment.{key}", MAX_TAG_CHARS, min_chars=0)
+        _segment(segment)
     signals = obj.get("signals")
     if signals is not None:
-        signals = {
-            key: _number(value, f"signals.{key}") for key, value in _object(signals, "signals").items()
-        }
+        signals = _signals(signals)
     action = obj.get("user_action")
-    if action is not None and action not in USER_ACTIONS:
+    if action is not None and (type(action) is not str or action not in USER_ACTIONS):
         raise InputError(
             f"must be one of {', '.join(sorted(USER_ACTIONS))}; got {action!r:.40}", field="user_action"
         )
+    record_input = obj.get("input")
+    if record_input is not None:
+        _check_json(record_input, "input")
+    record_output = obj.get("output")
+    if record_output is not None:
+        _check_json(record_output, "output")
     metadata = obj.get("metadata")
     if metadata is not None:
-        _object(metadata, "metadata")
+        _check_json(_object(metadata, "metadata"), "metadata")
     return OutputRecord(
         id=record_id,
         feature=feature,
         ts=ts,
-        input=obj.get("input"),
-        output=obj.get("output"),
-        model_version=versions["model_version"],
-        config_version=versions["config_version"],
+        input=record_input,
+        output=record_output,
+        model_version=model_version,
+        config_version=config_version,
         segment=segment,
         signals=signals,
         user_action=action,
@@ -232,19 +328,20 @@ def validate_output(raw: Any) -> OutputRecord:
 def validate_label(raw: Any) -> LabelRecord:
     """Check one decoded JSON value against CONTRACT section 2."""
     obj = _object(raw, "")
-    unknown = obj.keys() - LABEL_FIELDS
-    if unknown:
-        raise InputError("unknown field (a typo must not vanish silently)", field=sorted(unknown)[0])
+    if not obj.keys() <= LABEL_FIELDS:
+        raise InputError(
+            "unknown field (a typo must not vanish silently)", field=sorted(obj.keys() - LABEL_FIELDS)[0]
+        )
     for required in ("output_id", "feature", "verdict", "source"):
         if required not in obj:
             raise InputError("is required", field=required)
     output_id = _string(obj["output_id"], "output_id", 200)
     feature = _feature(obj["feature"])
     verdict = obj["verdict"]
-    if verdict not in VERDICTS:
+    if type(verdict) is not str or verdict not in VERDICTS:
         raise InputError(f"must be pass, fail or unsure; got {verdict!r:.40}", field="verdict")
     source = obj["source"]
-    if not isinstance(source, str) or not SOURCE_RE.match(source):
+    if type(source) is not str or SOURCE_RE.fullmatch(source) is None:
         raise InputError(f"must be human:<name> or judge:<name>; got {source!r:.60}", field="source")
     score = obj.get("score")
     if score is not None:
@@ -258,12 +355,41 @@ def validate_label(raw: Any) -> LabelRecord:
     return LabelRecord(
         output_id=output_id,
         feature=feature,
-        verdict=verdict,
+        verdict=verdict,  # type: ignore[arg-type]  # checked against VERDICTS above
         source=source,
         score=score,
         reason=reason,
         ts=ts,
     )
+
+
+def loads(raw: bytes) -> Any:
+    """Decode one JSON document (bytes, UTF-8), raising InputError with the reason.
+
+    orjson is strict (UTF-8, no NaN, no lone surrogates) and fast; numbers it cannot keep
+    exactly (integers beyond 64 bits, which it turns into floats) go through the standard
+    library instead, so metadata is kept verbatim.
+    """
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(_why_not_json(raw, exc)) from None
+    if _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZERO):
+        value = json.loads(raw)
+    return value
+
+
+# A run of 19 digits may be an integer past 64 bits; translate + `in` finds one far quicker than a regex.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19
+
+
+def _why_not_json(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"not UTF-8 ({bad.reason} at byte {bad.start + 1})"
+    return f"not valid JSON ({exc.msg} at column {exc.colno})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,13 +406,12 @@ class BadLine:
         return f"{source}:{self.line}: {field}{self.message}"
 
 
-def decode_line(text: str, line_no: int, source: str) -> Any:
+def decode_line(text: str | bytes, line_no: int, source: str) -> Any:
+    """One JSONL line decoded, or an InputError naming the source and line."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"not valid JSON ({exc.msg} at column {exc.colno})", source=source, line=line_no
-        ) from None
+        return loads(text.encode("utf-8") if isinstance(text, str) else text)
+    except InputError as exc:
+        raise InputError(exc.message, source=source, line=line_no) from None
 
 
 def iter_jsonl(stream: IO[bytes], source: str) -> Iterator[tuple[int, str]]:
@@ -296,7 +421,7 @@ def iter_jsonl(stream: IO[bytes], source: str) -> Iterator[tuple[int, str]]:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(
-                f"not UTF-8 ({exc.reason} at byte {exc.start})", source=source, line=number
+                f"not UTF-8 ({exc.reason} at byte {exc.start + 1})", source=source, line=number
             ) from None
         if text.strip():
             yield number, text

@@ -6,16 +6,18 @@ one HTTP request, or one whole JSONL file.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Table, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.errors import InputError
-from monitor.records import LabelRecord, OutputRecord
+from monitor.records import LabelRecord, OutputRecord, text_length
 from monitor.store.tables import features, labels, outputs
 
 LOOKUP_CHUNK = 500  # ids per IN (...) query: well under SQLite's variable limit
@@ -37,78 +39,153 @@ def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert
     return postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
 
 
-def _existing_output_ids(conn: Connection, feature: str, ids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        chunk = ids[start : start + LOOKUP_CHUNK]
-        rows = conn.execute(
-            select(outputs.c.output_id).where(outputs.c.feature == feature, outputs.c.output_id.in_(chunk))
-        )
-        found.update(row[0] for row in rows)
-    return found
+# The outputs' columns in the order the fast path sends them (`ingested_at` comes last).
+OUTPUT_COLUMNS = (
+    "feature",
+    "output_id",
+    "ts",
+    "input",
+    "output",
+    "input_length",
+    "output_length",
+    "model_version",
+    "config_version",
+    "segment",
+    "signals",
+    "user_action",
+    "metadata",
+)
+_COLUMN_LIST = ", ".join(OUTPUT_COLUMNS)
+_SQLITE_INSERT = (
+    f"INSERT INTO outputs ({_COLUMN_LIST}, ingested_at) "
+    f"VALUES ({', '.join('?' * (len(OUTPUT_COLUMNS) + 1))}) "
+    "ON CONFLICT (feature, output_id) DO NOTHING"
+)
+_PG_STAGE = "aiqm_outputs_stage"
+_PG_CREATE_STAGE = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS {_PG_STAGE} (
+    seq integer NOT NULL, feature text NOT NULL, output_id text NOT NULL, ts timestamptz NOT NULL,
+    input jsonb, output jsonb, input_length integer, output_length integer,
+    model_version text, config_version text, segment jsonb, signals jsonb, user_action text, metadata jsonb
+) ON COMMIT DROP
+"""
+_PG_COPY = f"COPY {_PG_STAGE} (seq, {_COLUMN_LIST}) FROM STDIN"
+_PG_MERGE = f"""
+WITH stored AS (
+    INSERT INTO outputs ({_COLUMN_LIST}, ingested_at)
+    SELECT {_COLUMN_LIST}, %s FROM {_PG_STAGE} ORDER BY seq
+    ON CONFLICT (feature, output_id) DO NOTHING
+    RETURNING feature
+)
+SELECT feature, count(*) FROM stored GROUP BY feature
+"""
+
+OutputRow = tuple[Any, ...]
+
+
+def _json(value: Any) -> str | None:
+    """A JSON column's text: orjson when it can, the standard library for integers past 64 bits."""
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False)
+
+
+def output_row(record: OutputRecord) -> OutputRow:
+    """One record as the values of OUTPUT_COLUMNS, JSON columns already serialized."""
+    source, result = record.input, record.output
+    return (
+        record.feature,
+        record.id,
+        record.ts,
+        _json(source),
+        _json(result),
+        len(source) if type(source) is str else text_length(source),
+        len(result) if type(result) is str else text_length(result),
+        record.model_version,
+        record.config_version,
+        _json(record.segment),
+        _json(record.signals),
+        record.user_action,
+        _json(record.metadata),
+    )
+
+
+def sqlite_ts(ts: datetime) -> str:
+    """The text SQLAlchemy's SQLite DateTime keeps: naive UTC, always with microseconds."""
+    if ts.tzinfo is not UTC:
+        if ts.tzinfo is None:
+            raise ValueError("naive datetime given to the store; every time here is aware UTC")
+        ts = ts.astimezone(UTC)
+    return ts.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 def insert_outputs(conn: Connection, records: Sequence[OutputRecord], now: datetime) -> WriteCounts:
-    """Store the records not stored yet; an id already there (or twice in the batch) is a duplicate."""
-    by_feature: dict[str, dict[str, OutputRecord]] = {}
-    in_batch_duplicates = 0
+    """Store the records not stored yet; an id already there (or earlier in the batch) is a duplicate.
+
+    The first of several records with the same (feature, id) wins, in the store and in the batch.
+    Rows go to the driver directly (SQLite: executemany; PostgreSQL: COPY into a temporary
+    table, then INSERT ... ON CONFLICT DO NOTHING), which is what makes a million-line file
+    quick; the insert itself says how many rows were new, so duplicates are counted exactly.
+    """
+    if not records:
+        return WriteCounts()
+    if conn.dialect.name == "postgresql":
+        stored = _insert_outputs_postgresql(conn, records, now)
+    else:
+        stored = _insert_outputs_sqlite(conn, records, now)
+    for feature, count in stored.items():
+        if count:
+            _count_outputs(conn, feature, count, now)
+    total = sum(stored.values())
+    return WriteCounts(stored=total, duplicates=len(records) - total)
+
+
+def _insert_outputs_sqlite(
+    conn: Connection, records: Sequence[OutputRecord], now: datetime
+) -> dict[str, int]:
+    ingested_at = sqlite_ts(now)
+    by_feature: dict[str, list[OutputRow]] = {}
     for record in records:
-        group = by_feature.setdefault(record.feature, {})
-        if record.id in group:
-            in_batch_duplicates += 1
-            continue
-        group[record.id] = record
-    counts = WriteCounts(duplicates=in_batch_duplicates)
-    for feature, group in by_feature.items():
-        existing = _existing_output_ids(conn, feature, list(group))
-        rows: list[dict[str, Any]] = [
-            {
-                "feature": r.feature,
-                "output_id": r.id,
-                "ts": r.ts,
-                "input": r.input,
-                "output": r.output,
-                "input_length": r.input_length,
-                "output_length": r.output_length,
-                "model_version": r.model_version,
-                "config_version": r.config_version,
-                "segment": r.segment,
-                "signals": r.signals,
-                "user_action": r.user_action,
-                "metadata": r.metadata,
-                "ingested_at": now,
-            }
-            for r in group.values()
-            if r.id not in existing
-        ]
-        stored = 0
-        if rows:
-            statement = _insert(conn, outputs).on_conflict_do_nothing(
-                index_elements=[outputs.c.feature, outputs.c.output_id]
-            )
-            result = conn.execute(statement, rows)
-            stored = result.rowcount if result.rowcount >= 0 else len(rows)
-            _count_outputs(conn, feature, rows, stored, now)
-        counts = counts + WriteCounts(stored=stored, duplicates=len(group) - stored)
-    return counts
+        row = output_row(record)
+        by_feature.setdefault(record.feature, []).append(
+            (row[0], row[1], sqlite_ts(row[2]), *row[3:], ingested_at)
+        )
+    stored: dict[str, int] = {}
+    for feature, rows in by_feature.items():  # one statement per feature: its rowcount is its count
+        stored[feature] = conn.exec_driver_sql(_SQLITE_INSERT, rows).rowcount
+    return stored
 
 
-def _count_outputs(
-    conn: Connection, feature: str, rows: list[dict[str, Any]], stored: int, now: datetime
-) -> None:
-    first = min(row["ts"] for row in rows)
-    last = max(row["ts"] for row in rows)
+def _insert_outputs_postgresql(
+    conn: Connection, records: Sequence[OutputRecord], now: datetime
+) -> dict[str, int]:
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.execute(_PG_CREATE_STAGE)
+        with cursor.copy(_PG_COPY) as copy:
+            for seq, record in enumerate(records):
+                copy.write_row((seq, *output_row(record)))
+        cursor.execute(_PG_MERGE, (now,))
+        stored = {str(feature): int(count) for feature, count in cursor.fetchall()}
+        cursor.execute(f"TRUNCATE {_PG_STAGE}")
+    return {record.feature: 0 for record in records} | stored
+
+
+def _count_outputs(conn: Connection, feature: str, stored: int, now: datetime) -> None:
+    """Keep the feature's row in step: its total, first and last output times, last ingest."""
     ensure_feature(conn, feature, now)
-    current = conn.execute(
-        select(features.c.first_output_ts, features.c.last_output_ts).where(features.c.name == feature)
-    ).one()
+    ts = select(outputs.c.ts).where(outputs.c.feature == feature)
     conn.execute(
         update(features)
         .where(features.c.name == feature)
         .values(
             outputs_total=features.c.outputs_total + stored,
-            first_output_ts=first if current[0] is None or first < current[0] else current[0],
-            last_output_ts=last if current[1] is None or last > current[1] else current[1],
+            first_output_ts=ts.order_by(outputs.c.ts.asc()).limit(1).scalar_subquery(),
+            last_output_ts=ts.order_by(outputs.c.ts.desc()).limit(1).scalar_subquery(),
             last_ingest_at=now,
         )
     )
