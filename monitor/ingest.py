@@ -145,7 +145,12 @@ def import_file(
                     _reject(
                         summary,
                         rejects if skip_bad else None,
-                        BadLine(number, exc.field, exc.message, raw.decode("utf-8", "replace").rstrip()),
+                        BadLine(
+                            number,
+                            exc.field,
+                            exc.message,
+                            raw.decode("utf-8", "backslashreplace").rstrip("\r\n"),
+                        ),
                     )
                     continue
                 if summary.rejected and not skip_bad:

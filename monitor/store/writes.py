@@ -230,33 +230,28 @@ def insert_labels(conn: Connection, records: Sequence[LabelRecord], now: datetim
             field="output_id",
         )
     latest: dict[tuple[str, str, str], LabelRecord] = {}
-    for record in records:
-        latest[(record.feature, record.output_id, record.source)] = record
-    keys = list(latest)
-    existing: set[tuple[str, str, str]] = set()
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        chunk = keys[start : start + LOOKUP_CHUNK]
-        rows = conn.execute(
-            select(labels.c.feature, labels.c.output_id, labels.c.source).where(
-                tuple_(labels.c.feature, labels.c.output_id, labels.c.source).in_(chunk)
-            )
-        )
-        existing.update((row[0], row[1], row[2]) for row in rows)
-    rows_to_write = [
-        {
-            "feature": r.feature,
-            "output_id": r.output_id,
-            "source": r.source,
-            "source_kind": r.source_kind,
-            "verdict": r.verdict,
-            "score": r.score,
-            "reason": r.reason,
-            "ts": r.ts or now,
-            "received_at": now,
-        }
-        for r in latest.values()
-    ]
-    if rows_to_write:
+    duplicates = replaced = 0
+    for record in records:  # within the batch, the last label of a source for an output wins
+        key = (record.feature, record.output_id, record.source)
+        earlier = latest.get(key)
+        if earlier is not None:
+            if _same_label(earlier, record):
+                duplicates += 1
+            else:
+                replaced += 1
+        latest[key] = record
+    existing = _existing_labels(conn, list(latest))
+    to_write: list[LabelRecord] = []
+    for key, record in latest.items():
+        stored_label = existing.get(key)
+        if stored_label is None:
+            to_write.append(record)
+        elif _same_label(stored_label, record):
+            duplicates += 1  # sent again unchanged: nothing to do (and received_at stays)
+        else:
+            replaced += 1
+            to_write.append(record)
+    if to_write:
         statement = _insert(conn, labels)
         statement = statement.on_conflict_do_update(
             index_elements=[labels.c.feature, labels.c.output_id, labels.c.source],
@@ -265,6 +260,54 @@ def insert_labels(conn: Connection, records: Sequence[LabelRecord], now: datetim
                 for name in ("verdict", "score", "reason", "ts", "received_at", "source_kind")
             },
         )
-        conn.execute(statement, rows_to_write)
-    replaced = len(existing) + (len(records) - len(latest))
-    return WriteCounts(stored=len(latest) - len(existing), replaced=replaced)
+        conn.execute(
+            statement,
+            [
+                {
+                    "feature": r.feature,
+                    "output_id": r.output_id,
+                    "source": r.source,
+                    "source_kind": r.source_kind,
+                    "verdict": r.verdict,
+                    "score": r.score,
+                    "reason": r.reason,
+                    "ts": r.ts or now,
+                    "received_at": now,
+                }
+                for r in to_write
+            ],
+        )
+    new = sum(1 for key in latest if key not in existing)
+    return WriteCounts(stored=new, duplicates=duplicates, replaced=replaced)
+
+
+def _same_label(old: LabelRecord, new: LabelRecord) -> bool:
+    """The new label says nothing the old one did not (a label without a time matches any time)."""
+    return (old.verdict, old.score, old.reason) == (new.verdict, new.score, new.reason) and (
+        new.ts is None or new.ts == old.ts
+    )
+
+
+def _existing_labels(
+    conn: Connection, keys: list[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], LabelRecord]:
+    found: dict[tuple[str, str, str], LabelRecord] = {}
+    columns = (labels.c.feature, labels.c.output_id, labels.c.source)
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        chunk = keys[start : start + LOOKUP_CHUNK]
+        rows = conn.execute(
+            select(*columns, labels.c.verdict, labels.c.score, labels.c.reason, labels.c.ts).where(
+                tuple_(*columns).in_(chunk)
+            )
+        )
+        for row in rows:
+            found[(row[0], row[1], row[2])] = LabelRecord(
+                output_id=row[1],
+                feature=row[0],
+                source=row[2],
+                verdict=row[3],
+                score=row[4],
+                reason=row[5],
+                ts=row[6],
+            )
+    return found

@@ -72,7 +72,8 @@ def test_the_same_id_in_two_features_is_two_outputs(engine: Engine, clock: datet
 
 def test_an_empty_batch_writes_nothing(engine: Engine, clock: datetime) -> None:
     assert store_outputs(engine, [], clock) == WriteCounts()
-    assert feature_counts(engine.connect()) == []
+    with engine.connect() as conn:
+        assert feature_counts(conn) == []
 
 
 def test_feature_counters_follow_what_was_stored(engine: Engine, clock: datetime) -> None:
@@ -207,8 +208,25 @@ def test_labels_replace_per_source_and_are_kept_across_sources(engine: Engine, c
 def test_the_last_label_of_a_source_in_one_batch_wins(engine: Engine, clock: datetime) -> None:
     store_outputs(engine, [out("a")], clock)
     counts = store_labels(engine, [lab("a", "pass"), lab("a", "unsure", reason="?"), lab("a", "fail")], clock)
-    assert counts.stored == 1
+    assert counts == WriteCounts(stored=1, replaced=2)
     assert label_rows(engine)[("a", "human:ana")].verdict == "fail"
+
+
+def test_a_label_sent_again_unchanged_is_a_duplicate_and_changes_nothing(
+    engine: Engine, clock: datetime
+) -> None:
+    store_outputs(engine, [out("a"), out("b")], clock)
+    batch = [lab("a", "fail", reason="wrong", score=0.1), lab("b", ts="2026-03-01T00:00:00Z")]
+    assert store_labels(engine, batch, clock) == WriteCounts(stored=2)
+    later = clock + timedelta(days=2)
+    assert store_labels(engine, [*batch, lab("b")], later) == WriteCounts(duplicates=3)
+    rows = label_rows(engine)
+    assert {row.received_at for row in rows.values()} == {clock}
+    # A different score (or reason, verdict, time) is a new opinion: it replaces.
+    assert store_labels(engine, [lab("a", "fail", reason="wrong", score=0.2)], later) == WriteCounts(
+        replaced=1
+    )
+    assert label_rows(engine)[("a", "human:ana")].score == 0.2
 
 
 def test_label_time_defaults_to_now_and_keeps_a_given_one(engine: Engine, clock: datetime) -> None:
