@@ -66,10 +66,11 @@ def cohens_kappa(a: Sequence[str], b: Sequence[str], confidence: float = 0.95) -
     table = np.zeros((k, k), dtype=np.float64)
     np.add.at(table, (codes[:n], codes[n:]), 1.0)
     probs = table / n
-    row = probs.sum(axis=1)
-    col = probs.sum(axis=0)
-    p_observed = float(np.trace(probs))
-    p_expected = float(row @ col)
+    row = table.sum(axis=1) / n
+    col = table.sum(axis=0) / n
+    # from the integer counts, so that p_o and p_e are exact where they can be
+    p_observed = float(np.trace(table)) / n
+    p_expected = float(table.sum(axis=1) @ table.sum(axis=0)) / (n * n)
     if p_expected >= 1.0:
         nan = math.nan
         return Agreement(nan, nan, nan, p_observed, n, nan, confidence)
