@@ -235,11 +235,21 @@ def _aiqm_env(extra: Mapping[str, str] | None) -> dict[str, str]:
 @pytest.fixture
 def aiqm(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
     """Run ``aiqm ARGS`` in-process: ``aiqm("ingest", path, stdin=b"...", env={...})``."""
+    import monitor.app
     from monitor.cli import main
+
+    built: list[Engine] = []
+
+    def tracked_make_engine(url: str) -> Engine:
+        engine = make_engine(url)
+        built.append(engine)
+        return engine
 
     def run(*args: str | Path, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> CliResult:
         with monkeypatch.context() as patch:
             patch.chdir(tmp_path)
+            # A command's process would close its connections on exit; in-process, we do it.
+            patch.setattr(monitor.app, "make_engine", tracked_make_engine)
             for name, value in (env or {}).items():
                 patch.setenv(name, value)
             if stdin is not None:
@@ -249,6 +259,10 @@ def aiqm(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tm
                 code = main([str(a) for a in args])
             except SystemExit as exc:  # argparse's usage errors
                 code = exc.code if isinstance(exc.code, int) else 1
+            finally:
+                for engine in built:
+                    engine.dispose()
+                built.clear()
             captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
 
