@@ -244,6 +244,10 @@ def _check_json(value: Any, field: str) -> None:
             raise InputError(f"is not a JSON value ({_kind(item)})", field=where)
 
 
+def _unknown_field(name: str) -> InputError:
+    return InputError(f"unknown field {name!r} (a typo must not vanish silently)", field=name)
+
+
 def _is_name(text: Any, min_chars: int = 1) -> bool:
     """A tag's key or value, or a signal's name, as the store keeps it (the fast check)."""
     return type(text) is str and min_chars <= len(text) <= MAX_TAG_CHARS and "\x00" not in text
@@ -276,7 +280,7 @@ def validate_output(raw: Any) -> OutputRecord:
     obj = _object(raw, "")
     if not obj.keys() <= OUTPUT_FIELDS:
         name = sorted(obj.keys() - OUTPUT_FIELDS)[0]
-        raise InputError("unknown field (a typo must not vanish silently)", field=name)
+        raise _unknown_field(name)
     try:
         record_id, feature, ts = obj["id"], obj["feature"], obj["ts"]
     except KeyError as missing:
@@ -329,9 +333,7 @@ def validate_label(raw: Any) -> LabelRecord:
     """Check one decoded JSON value against CONTRACT section 2."""
     obj = _object(raw, "")
     if not obj.keys() <= LABEL_FIELDS:
-        raise InputError(
-            "unknown field (a typo must not vanish silently)", field=sorted(obj.keys() - LABEL_FIELDS)[0]
-        )
+        raise _unknown_field(sorted(obj.keys() - LABEL_FIELDS)[0])
     for required in ("output_id", "feature", "verdict", "source"):
         if required not in obj:
             raise InputError("is required", field=required)

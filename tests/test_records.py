@@ -87,6 +87,8 @@ def test_each_required_field_is_named_when_missing(missing: str) -> None:
 
 def test_unknown_top_level_field_is_an_error_naming_it() -> None:
     assert field_of(output(user_acton="accepted")) == "user_acton"
+    with pytest.raises(InputError, match="unknown field ''"):
+        validate_output(output(**{"": 1}))
 
 
 @pytest.mark.parametrize(
@@ -289,7 +291,7 @@ def test_validator_returns_a_record_or_raises_input_error_and_nothing_else(raw: 
     try:
         record = validate_output(raw)
     except InputError as exc:
-        assert exc.field or "object" in exc.message
+        assert exc.field or "object" in exc.message or "unknown field ''" in exc.message
         return
     assert isinstance(record, OutputRecord)
     assert record.ts.tzinfo is UTC
