@@ -43,14 +43,10 @@ def _import(args: argparse.Namespace, kind_name: str) -> int:
             _err(f"{path}: no such file")
             status = EXIT_USAGE
             continue
-        kind = OUTPUTS if kind_name == "outputs" else LABELS
-        summary = import_file(
-            engine,
-            path,
-            kind,
-            _now,
-            skip_bad=args.skip_bad,  # type: ignore[arg-type]
-            rejects_dir=args.rejects_dir,
+        summary = (
+            import_file(engine, path, OUTPUTS, _now, skip_bad=args.skip_bad, rejects_dir=args.rejects_dir)
+            if kind_name == "outputs"
+            else import_file(engine, path, LABELS, _now, skip_bad=args.skip_bad, rejects_dir=args.rejects_dir)
         )
         for bad in summary.bad_lines:
             _err(bad.describe(summary.source))
@@ -69,7 +65,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     engine = open_store(settings)
-    report = collect_status(engine, settings)
+    report = collect_status(engine, settings, _now())
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -127,6 +123,68 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _baseline_line(feature: str, row: dict[str, Any]) -> str:
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    numbers = (
+        f"{pct(row['pass_rate'])} [{pct(row['pass_rate_low'])}, {pct(row['pass_rate_high'])}] "
+        f"from {row['labelled']} labels"
+        if row["pass_rate"] is not None
+        else "no numbers yet"
+    )
+    return (
+        f"{feature} v{row['version']:<3d} {row['status']:10s} {row['kind']:9s} {numbers}, "
+        f"window {row['window_start']:%Y-%m-%d %H:%M} .. {row['window_end']:%Y-%m-%d %H:%M}  {row['reason']}"
+    )
+
+
+def _baseline_json(row: dict[str, Any]) -> dict[str, Any]:
+    skip = {"pk", "segments"}
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items() if k not in skip}
+
+
+def cmd_baseline_set(args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+    from monitor.baselines import pin_baseline
+    from monitor.config import load_settings
+    from monitor.records import parse_ts
+
+    start, end = parse_ts(args.start, "--from"), parse_ts(args.end, "--to")
+    settings = load_settings(args.config)
+    row = pin_baseline(open_store(settings), settings, args.feature, start, end, _now(), args.reason)
+    print(_baseline_line(args.feature, row))
+    print(f"the triggers now compare the cycles after {end.isoformat()} with this baseline")
+    return EXIT_OK
+
+
+def cmd_baseline_accept(args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+    from monitor.baselines import accept_proposal
+    from monitor.config import load_settings
+
+    settings = load_settings(args.config)
+    row = accept_proposal(open_store(settings), settings, args.feature, _now())
+    print(_baseline_line(args.feature, row))
+    return EXIT_OK
+
+
+def cmd_baseline_list(args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+    from monitor.baselines import baseline_list
+    from monitor.config import load_settings
+
+    rows = baseline_list(open_store(load_settings(args.config)), args.feature)
+    if args.json:
+        print(json.dumps({"feature": args.feature, "baselines": [_baseline_json(r) for r in rows]}, indent=2))
+    elif not rows:
+        print(f"{args.feature}: no baseline yet (the first cycles with labels make the default one)")
+    else:
+        for row in rows:
+            print(_baseline_line(args.feature, row))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
@@ -177,6 +235,29 @@ def build_parser() -> argparse.ArgumentParser:
     cycle.add_argument("--at", default=None, help="RFC 3339 time the cycle runs as if scheduled at")
     cycle.add_argument("--feature", default=None, help="only this feature (default: all)")
     config_option(cycle)
+
+    baseline = add("baseline", lambda _a: EXIT_USAGE, "the baseline quality is judged against")
+    baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True, metavar="SUBCOMMAND")
+    baseline_set = add(
+        "set",
+        cmd_baseline_set,
+        "pin a baseline from the labelled review samples of a time range",
+        baseline_sub,
+    )
+    baseline_set.add_argument("--feature", required=True)
+    baseline_set.add_argument("--from", dest="start", required=True, metavar="TS", help="RFC 3339, inclusive")
+    baseline_set.add_argument("--to", dest="end", required=True, metavar="TS", help="RFC 3339, exclusive")
+    baseline_set.add_argument("--reason", default="", help="why (kept in the baseline's history)")
+    config_option(baseline_set)
+    baseline_accept = add(
+        "accept", cmd_baseline_accept, "adopt the newest baseline a cycle proposed", baseline_sub
+    )
+    baseline_accept.add_argument("--feature", required=True)
+    config_option(baseline_accept)
+    baseline_list = add("list", cmd_baseline_list, "every version of a feature's baseline", baseline_sub)
+    baseline_list.add_argument("--feature", required=True)
+    baseline_list.add_argument("--json", action="store_true")
+    config_option(baseline_list)
 
     status = add("status", cmd_status, "each feature's mode, triggers and last metrics")
     status.add_argument("--json", action="store_true")

@@ -394,8 +394,12 @@ class CycleRunner:
         if not changes:
             return
         existing = [b for b in q.baseline_history(conn, feature) if b["status"] == "proposed"]
-        reason = "proposed after a version change: " + ", ".join(changes)
-        if existing and existing[-1]["reason"] == reason:
+        reason = (
+            "proposed after a version change: "
+            + ", ".join(changes)
+            + "; adopt it with `aiqm baseline accept`, or pin one with `aiqm baseline set`"
+        )
+        if existing and existing[-1]["reason"] == reason:  # already proposed: keep its window
             return
         q.add_baseline(
             conn,
@@ -410,7 +414,7 @@ class CycleRunner:
                 "pass_rate_high": None,
                 "labelled": 0,
                 "segments": {},
-                "reason": reason + "; pin one with `aiqm baseline set`",
+                "reason": reason,
                 "created_at": now,
             },
         )
@@ -442,6 +446,12 @@ def baseline_values(
 ) -> dict[str, Any] | None:
     """Pass rate (overall and per segment value) of the labelled samples of these cycles."""
     items = [item for at in cycle_ats for item in _labelled_items(q.sample_of(conn, feature, at))]
+    return baseline_values_of(items, confidence)
+
+
+def baseline_values_of(items: Sequence[LabelledItem], confidence: float) -> dict[str, Any] | None:
+    """A baseline's numbers from sampled items (None when no human labelled any of them);
+    `aiqm baseline set` uses it for the items of a time range."""
     humans = [item for item in items if item.human is not None]
     if not humans:
         return None

@@ -1,0 +1,235 @@
+"""`aiqm demo`: the whole job on the embedded default, in a few seconds.
+
+A data directory (a new temporary one, or `--data-dir`) gets a SQLite store and a config file;
+the simulator writes a few months of history for three features (one steady, one sliding, one
+broken by a prompt change), ending last week; the outputs are ingested as `aiqm ingest` would,
+and every weekly cycle of that history is replayed through the same `CycleRunner` as the
+daemon, with a simulated clock and reviewers who label what the sampler draws the way the
+simulated labels say. The store ends up with cycles, baselines, triggers and modes; what to
+look at next is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from monitor.backtest import RecordedReviewers, SimulatedClock, cycle_times
+from monitor.config import load_settings
+from monitor.cycle import CycleRunner
+from monitor.errors import InputError
+from monitor.ingest import OUTPUTS, import_file
+from monitor.simulate import WEEK, HistorySpec, demo_specs, true_rates, write_history
+from monitor.status import collect_status, format_status
+from monitor.store import cycle_queries as q
+from monitor.store.engine import make_engine, migrate
+
+MIN_WEEKS, MAX_WEEKS = 6, 104
+CYCLE_HOUR = 6  # the default schedule: Mondays 06:00 UTC
+OWNERS = {
+    "support-reply": ("support-quality@example.com", "head-of-support@example.com"),
+    "ticket-triage": ("ops-ml@example.com", "ops-lead@example.com"),
+    "summarizer": ("summaries-team@example.com", "product-owner@example.com"),
+}
+
+
+def history_end(now: datetime) -> datetime:
+    """The latest Monday 00:00 UTC whose 06:00 cycle has already run: the history ends there."""
+    monday = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    return monday if monday + timedelta(hours=CYCLE_HOUR) <= now else monday - WEEK
+
+
+def _describe(spec: HistorySpec) -> str:
+    rates = true_rates(spec)
+    versions = sorted(spec.config_versions.items()) + sorted(spec.model_versions.items())
+    changes = [f"{name} in week {week + 1}" for week, name in versions if week > 0]
+    trend = (
+        f"true pass rate steady at {rates[0]:.0%}"
+        if max(rates) - min(rates) < 0.01
+        else f"true pass rate {rates[0]:.0%} in week 1, {rates[-1]:.0%} in week {spec.weeks}"
+    )
+    return trend + (f"; {', '.join(changes)} went live" if changes else "")
+
+
+def _choose_dir(data_dir: Path | None) -> Path:
+    if data_dir is None:
+        return Path(tempfile.mkdtemp(prefix="aiqm-demo-")).resolve()
+    folder = data_dir.expanduser().resolve()
+    if folder.exists() and not folder.is_dir():
+        raise InputError("is not a directory", source=str(folder), field="--data-dir")
+    if folder.exists() and any(folder.iterdir()):
+        raise InputError(
+            "is not empty; the demo writes a new store, give it a new or empty directory",
+            source=str(folder),
+            field="--data-dir",
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _split_for_drift(outputs: Path, start: datetime, weeks: int, folder: Path) -> tuple[Path, Path]:
+    """The first four weeks and the last week of a feature's outputs, as two files for `aiqm drift`."""
+    before, after = folder / "first-4-weeks.jsonl", folder / "last-week.jsonl"
+    last_week = start + (weeks - 1) * WEEK
+    first_weeks = start + 4 * WEEK
+    with (
+        open(outputs, encoding="utf-8") as source,
+        open(before, "w", encoding="utf-8") as early,
+        open(after, "w", encoding="utf-8") as late,
+    ):
+        for line in source:
+            ts = datetime.fromisoformat(json.loads(line)["ts"])
+            if ts < first_weeks:
+                early.write(line)
+            elif ts >= last_week:
+                late.write(line)
+    return before, after
+
+
+def _write_config(folder: Path, database_url: str, specs: Sequence[HistorySpec]) -> Path:
+    config = {
+        "database_url": database_url,
+        "data_dir": str(folder),
+        "features": {
+            spec.feature: {
+                "owner": OWNERS.get(spec.feature, ("demo-owner@example.com", ""))[0],
+                "decision_owner": OWNERS.get(spec.feature, ("", "demo-lead@example.com"))[1],
+            }
+            for spec in specs
+        },
+    }
+    path = folder / "aiqm.yaml"
+    header = "# Written by `aiqm demo`: the demo's store and its features' owners.\n"
+    path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def build_demo(weeks: int, folder: Path, now: datetime) -> dict[str, Any]:
+    """Write, ingest and replay the demo history in `folder`; returns what was made where."""
+    end = history_end(now)
+    specs = [replace(spec, start=end - spec.weeks * WEEK) for spec in demo_specs(weeks)]
+    database_url = f"sqlite:///{folder / 'aiqm.sqlite3'}"
+    config_path = _write_config(folder, database_url, specs)
+    settings = load_settings(config_path)
+    engine = make_engine(database_url)  # never AIQM_DATABASE_URL: the demo must not touch a real store
+    try:
+        migrate(engine)
+        clock = SimulatedClock(now)
+        verdicts: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+        files: dict[str, dict[str, Path]] = {}
+        for spec in specs:
+            history = folder / "history" / spec.feature
+            outputs, labels, _count = write_history(spec, history)
+            reference, current = _split_for_drift(outputs, spec.start, spec.weeks, history)
+            files[spec.feature] = {
+                "outputs": outputs,
+                "labels": labels,
+                "reference": reference,
+                "current": current,
+            }
+            import_file(engine, str(outputs), OUTPUTS, clock)
+            verdicts.update(RecordedReviewers.from_file(str(labels)).verdicts)
+        runner = CycleRunner(engine, settings, clock, labellers=[RecordedReviewers(verdicts)])
+        schedule: list[tuple[datetime, str]] = []
+        with engine.connect() as conn:
+            for spec in specs:
+                row = q.feature_row(conn, spec.feature)
+                assert row is not None and row["first_output_ts"] is not None
+                feature = settings.feature(spec.feature)
+                times = cycle_times(
+                    feature.schedule, feature.window_days, row["first_output_ts"], row["last_output_ts"]
+                )
+                schedule.extend((at, spec.feature) for at in times if at <= now)
+        for at, name in sorted(schedule):
+            clock.now = at
+            runner.run(name, at)
+        clock.now = now
+        status = collect_status(engine, settings, now)
+    finally:
+        engine.dispose()
+    return {
+        "config": config_path,
+        "database_url": database_url,
+        "files": files,
+        "specs": specs,
+        "status": status,
+        "cycles": len(schedule),
+    }
+
+
+def _commands(folder: Path, config: Path, files: dict[str, dict[str, Path]]) -> list[tuple[str, str]]:
+    """(command, what it shows), with absolute paths so that they work from any directory."""
+    focus = "summarizer" if "summarizer" in files else next(iter(files))
+    chosen = files[focus]
+    return [
+        (f"aiqm status --config {config}", "each feature's mode, triggers, last pass rate and baseline"),
+        (f"aiqm status --json --config {config}", "the same, as JSON"),
+        (
+            f"aiqm backtest --outputs {chosen['outputs']} --labels {chosen['labels']} --config {config}",
+            f"replay {focus}'s history cycle by cycle (add --json for CONTRACT section 5's shape)",
+        ),
+        (
+            f"aiqm drift {chosen['reference']} {chosen['current']}",
+            f"{focus}'s last week against its first four, signal by signal",
+        ),
+        (f"aiqm baseline list --feature {focus} --config {config}", "its baselines, and the open proposal"),
+        (
+            f"aiqm baseline accept --feature {focus} --config {config}",
+            "adopt the proposed baseline (after its prompt change)",
+        ),
+        (f"aiqm cycle --config {config}", "run this week's cycle now (idempotent: run it twice)"),
+    ]
+
+
+def run_demo(weeks: int = 16, data_dir: Path | None = None, serve: bool = True, port: int = 8000) -> int:
+    """`aiqm demo`: set up the demo store, print where it is and what to try; 0 on success."""
+    if not MIN_WEEKS <= weeks <= MAX_WEEKS:
+        raise InputError(
+            f"must be between {MIN_WEEKS} and {MAX_WEEKS} (a baseline takes four weekly cycles)",
+            field="--weeks",
+        )
+    started = time.perf_counter()
+    folder = _choose_dir(data_dir)
+    print(f"aiqm demo: writing {weeks} weeks of synthetic history into {folder} ...", flush=True)
+    made = build_demo(weeks, folder, datetime.now(UTC))
+    elapsed = time.perf_counter() - started
+    specs: list[HistorySpec] = made["specs"]
+    outputs = sum(made["status"]["features"][s.feature]["outputs"] for s in specs)
+    print(
+        f"ready in {elapsed:.1f} s: {outputs:,} outputs of {len(specs)} features ingested, "
+        f"{made['cycles']} weekly cycles replayed with simulated reviewers\n"
+    )
+    print(f"  data directory  {folder}")
+    print(f"  configuration   {made['config']}")
+    print(f"  store           {made['database_url']}")
+    print(f"  history         {folder / 'history'}/<feature>/outputs.jsonl, labels.jsonl\n")
+    print("What was simulated (the truth the monitor did not see):")
+    for spec in specs:
+        print(f"  {spec.feature:14s} {_describe(spec)}")
+    print("\nWhat the monitor says now:\n")
+    print(format_status(made["status"]))
+    print("\nTry next:")
+    for command, what in _commands(folder, made["config"], made["files"]):
+        print(f"  {command}\n      {what}")
+    if os.environ.get("AIQM_DATABASE_URL"):
+        print(
+            "\nnote: AIQM_DATABASE_URL is set in this shell and wins over --config; "
+            "unset it to look at the demo's store",
+            file=sys.stderr,
+        )
+    if serve:
+        print(
+            f"\nThe daemon (`aiqm serve`: HTTP API, review page, /metrics on 127.0.0.1:{port}) "
+            "is not built yet, so nothing is served; the store above is ready for it."
+        )
+    return 0
