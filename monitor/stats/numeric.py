@@ -145,10 +145,19 @@ class _Located(NamedTuple):
 
 
 def _locate(reference: NumericReference, sample: NumericSample) -> _Located:
-    return _Located(
-        np.searchsorted(reference.values, sample.values, side="right"),
-        np.searchsorted(reference.values, sample.values, side="left"),
-    )
+    ref = reference.values
+    cur = sample.values
+    right = np.searchsorted(ref, cur, side="right")
+    # left == right unless the value itself occurs in the reference: look those up only
+    # (continuous signals have few such ties, so this saves a second full search).
+    tied = right > 0
+    tied &= ref[np.maximum(right - 1, 0)] == cur
+    if bool(tied.any()):
+        left = right.copy()
+        left[tied] = np.searchsorted(ref, cur[tied], side="left")
+    else:
+        left = right
+    return _Located(right, left)
 
 
 def _ks_statistic(reference: NumericReference, sample: NumericSample, located: _Located) -> float:
@@ -217,21 +226,30 @@ def _ks_test(reference: NumericReference, sample: NumericSample, located: _Locat
 
 
 def _wasserstein(reference: NumericReference, sample: NumericSample, located: _Located) -> float:
-    """W1 between the two empirical distributions, merging the sorted samples in linear time."""
+    r"""W1 between the two empirical distributions, merging the sorted samples in linear time.
+
+    Over the merged sorted values :math:`m_0 \le \dots \le m_{N-1}` (N = n1 + n2), with
+    :math:`c_p` the number of current values among the first p + 1,
+    :math:`|F_1 - F_2| = |n_2 (p+1) - N c_p| / (n_1 n_2)` on :math:`[m_p, m_{p+1})`: the
+    numerator is an exact integer, so only the final sum is rounded.
+    """
     ref = reference.values
     cur = sample.values
     n1, n2 = ref.size, cur.size
+    total = n1 + n2
     # Where each current value lands in the stable merge of (reference, current): after
     # every reference value <= it and after the current values before it.
     landing = located.right + np.arange(n2)
-    from_reference = np.ones(n1 + n2, dtype=bool)
-    from_reference[landing] = False
-    merged = np.empty(n1 + n2, dtype=np.float64)
+    is_current = np.zeros(total, dtype=bool)
+    is_current[landing] = True
+    merged = np.empty(total, dtype=np.float64)
     merged[landing] = cur
-    merged[from_reference] = ref
-    cdf_ref = np.cumsum(from_reference[:-1]) / n1
-    cdf_cur = np.cumsum(~from_reference[:-1]) / n2
-    return float(np.dot(np.abs(cdf_ref - cdf_cur), np.diff(merged)))
+    merged[~is_current] = ref
+    gap = np.cumsum(is_current[:-1], dtype=np.int64)
+    gap *= -total
+    gap += np.arange(n2, n2 * total, n2, dtype=np.int64)
+    np.abs(gap, out=gap)
+    return float(np.dot(gap, np.diff(merged))) / (float(n1) * float(n2))
 
 
 def wasserstein_scaled(reference: NumericReference, current: npt.ArrayLike | NumericSample) -> float:
