@@ -95,8 +95,12 @@ class NumericReference:
         if sample.n == 0:
             raise ValueError("a numeric reference needs at least one finite value")
         ordered = sample.values
-        # inverted-CDF quantiles are data values, so integer-valued signals get integer edges
-        edges = np.unique(np.quantile(ordered, np.linspace(0.0, 1.0, bins + 1)[1:-1], method="inverted_cdf"))
+        # Inverted-CDF quantiles k/bins, i.e. the ceil(n·k/bins)-th smallest value, in exact
+        # integer arithmetic on the sorted values (no partition pass): edges are observed
+        # values, so integer-valued signals get integer edges.
+        n = ordered.size
+        ranks = (n * np.arange(1, bins, dtype=np.int64) + bins - 1) // bins - 1
+        edges = np.unique(ordered[ranks])
         counts = _counts_in_bins(ordered, edges)
         mean = float(ordered.mean())
         std = float(ordered.std())

@@ -50,6 +50,15 @@ def test_prepare_sorts_bins_and_summarises() -> None:
     assert reference.scale == reference.std
 
 
+@pytest.mark.parametrize("bins", [2, 4, 10, 20])
+def test_edges_are_exact_inverted_cdf_quantiles(bins: int) -> None:
+    # the ceil(n·k/bins)-th smallest value, in integers (np.quantile's float k/bins can be one off)
+    reference = NumericReference.prepare(np.arange(100.0)[::-1], bins=bins)
+    step = 100 // bins
+    assert reference.edges.tolist() == [float(step * k - 1) for k in range(1, bins)]
+    assert reference.counts.tolist() == [step] * bins
+
+
 def test_scale_falls_back_for_degenerate_references() -> None:
     assert NumericReference.prepare([3.0, 3.0, 3.0]).scale == 3.0  # constant: |mean|
     assert NumericReference.prepare([0.0, 0.0]).scale == 1.0  # constantly zero: own units
