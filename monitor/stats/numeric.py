@@ -253,7 +253,8 @@ def _wasserstein(reference: NumericReference, sample: NumericSample, located: _L
     gap *= -total
     gap += np.arange(n2, n2 * total, n2, dtype=np.int64)
     np.abs(gap, out=gap)
-    return float(np.dot(gap, np.diff(merged))) / (float(n1) * float(n2))
+    # einsum, not np.dot: BLAS's threaded dot costs more in start-up than the sum itself
+    return float(np.einsum("i,i->", gap, np.diff(merged))) / (float(n1) * float(n2))
 
 
 def wasserstein_scaled(reference: NumericReference, current: npt.ArrayLike | NumericSample) -> float:
