@@ -7,12 +7,14 @@ one HTTP request, or one whole JSONL file.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import psycopg
 from sqlalchemy import Connection, Table, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -64,16 +66,17 @@ _SQLITE_INSERT = (
 _PG_STAGE = "aiqm_outputs_stage"
 _PG_CREATE_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {_PG_STAGE} (
-    seq integer NOT NULL, feature text NOT NULL, output_id text NOT NULL, ts timestamptz NOT NULL,
+    feature text NOT NULL, output_id text NOT NULL, ts timestamptz NOT NULL,
     input jsonb, output jsonb, input_length integer, output_length integer,
     model_version text, config_version text, segment jsonb, signals jsonb, user_action text, metadata jsonb
 ) ON COMMIT DROP
 """
-_PG_COPY = f"COPY {_PG_STAGE} (seq, {_COLUMN_LIST}) FROM STDIN"
+_PG_COPY = f"COPY {_PG_STAGE} ({_COLUMN_LIST}) FROM STDIN"
+_PG_COPY_DIRECT = f"COPY outputs ({_COLUMN_LIST}, ingested_at) FROM STDIN"
 _PG_MERGE = f"""
 WITH stored AS (
     INSERT INTO outputs ({_COLUMN_LIST}, ingested_at)
-    SELECT {_COLUMN_LIST}, %s FROM {_PG_STAGE} ORDER BY seq
+    SELECT {_COLUMN_LIST}, %s FROM {_PG_STAGE}
     ON CONFLICT (feature, output_id) DO NOTHING
     RETURNING feature
 )
@@ -119,7 +122,11 @@ def sqlite_ts(ts: datetime) -> str:
         if ts.tzinfo is None:
             raise ValueError("naive datetime given to the store; every time here is aware UTC")
         ts = ts.astimezone(UTC)
-    return ts.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
+    # Twice as quick as isoformat() on an aware datetime, and this runs for every output.
+    return _SQLITE_TS % (ts.year, ts.month, ts.day, ts.hour, ts.minute, ts.second, ts.microsecond)
+
+
+_SQLITE_TS = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 
 def insert_outputs(conn: Connection, records: Sequence[OutputRecord], now: datetime) -> WriteCounts:
@@ -128,14 +135,19 @@ def insert_outputs(conn: Connection, records: Sequence[OutputRecord], now: datet
     The first of several records with the same (feature, id) wins, in the store and in the batch.
     Rows go to the driver directly (SQLite: executemany; PostgreSQL: COPY into a temporary
     table, then INSERT ... ON CONFLICT DO NOTHING), which is what makes a million-line file
-    quick; the insert itself says how many rows were new, so duplicates are counted exactly.
+    quick; the insert itself says how many rows were new, so duplicates are counted exactly
+    without looking the ids up first.
     """
     if not records:
         return WriteCounts()
+    first: dict[tuple[str, str], OutputRecord] = {}
+    for record in records:
+        first.setdefault((record.feature, record.id), record)
+    unique = list(first.values())
     if conn.dialect.name == "postgresql":
-        stored = _insert_outputs_postgresql(conn, records, now)
+        stored = _insert_outputs_postgresql(conn, unique, now)
     else:
-        stored = _insert_outputs_sqlite(conn, records, now)
+        stored = _insert_outputs_sqlite(conn, unique, now)
     for feature, count in stored.items():
         if count:
             _count_outputs(conn, feature, count, now)
@@ -162,17 +174,45 @@ def _insert_outputs_sqlite(
 def _insert_outputs_postgresql(
     conn: Connection, records: Sequence[OutputRecord], now: datetime
 ) -> dict[str, int]:
+    """COPY straight into `outputs` when none of the batch looks stored; else stage and merge.
+
+    The direct COPY (about a third cheaper for the server) runs under a savepoint: if an id
+    turns out to be stored after all, it is undone and the batch takes the merge path. The
+    records are unique within the batch (the caller saw to that).
+    """
     driver = conn.connection.driver_connection
     assert driver is not None
+    features_in_batch = Counter(record.feature for record in records)
     with driver.cursor() as cursor:
+        if not _any_stored(cursor, (records[0], records[-1])):
+            cursor.execute("SAVEPOINT aiqm_direct_copy")
+            try:
+                with cursor.copy(_PG_COPY_DIRECT) as copy:
+                    for record in records:
+                        copy.write_row((*output_row(record), now))
+            except psycopg.errors.UniqueViolation:
+                cursor.execute("ROLLBACK TO SAVEPOINT aiqm_direct_copy")
+            else:
+                cursor.execute("RELEASE SAVEPOINT aiqm_direct_copy")
+                return dict(features_in_batch)
         cursor.execute(_PG_CREATE_STAGE)
         with cursor.copy(_PG_COPY) as copy:
-            for seq, record in enumerate(records):
-                copy.write_row((seq, *output_row(record)))
+            for record in records:
+                copy.write_row(output_row(record))
         cursor.execute(_PG_MERGE, (now,))
         stored = {str(feature): int(count) for feature, count in cursor.fetchall()}
         cursor.execute(f"TRUNCATE {_PG_STAGE}")
-    return {record.feature: 0 for record in records} | stored
+    return dict.fromkeys(features_in_batch, 0) | stored
+
+
+def _any_stored(cursor: psycopg.Cursor[Any], records: Sequence[OutputRecord]) -> bool:
+    """Whether any of these (a batch's first and last) is stored: a re-sent file shows at once."""
+    keys = [(record.feature, record.id) for record in records]
+    cursor.execute(
+        "SELECT 1 FROM outputs WHERE (feature, output_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+        ([k[0] for k in keys], [k[1] for k in keys]),
+    )
+    return cursor.fetchone() is not None
 
 
 def _count_outputs(conn: Connection, feature: str, stored: int, now: datetime) -> None:

@@ -55,6 +55,20 @@ def test_outputs_are_stored_once_and_counted_exactly(engine: Engine, clock: date
     assert stored_ids(engine) == ["a", "b", "c", "d"]
 
 
+def test_a_stored_id_in_the_middle_of_a_new_batch_is_a_duplicate(engine: Engine, clock: datetime) -> None:
+    # The first and last of the batch are new: PostgreSQL tries its direct COPY, meets the
+    # stored id, and must fall back without losing the batch or the transaction.
+    store_outputs(engine, [out("m", 50, output="original")], clock)
+    with engine.begin() as conn:
+        counts = insert_outputs(conn, [out("a", 1), out("m", 99, output="resent"), out("z", 2)], clock)
+        assert counts == WriteCounts(stored=2, duplicates=1)
+        assert insert_outputs(conn, [out("y", 3)], clock) == WriteCounts(stored=1)
+    assert stored_ids(engine) == ["a", "m", "y", "z"]
+    with engine.connect() as conn:
+        assert conn.scalar(select(outputs.c.output).where(outputs.c.output_id == "m")) == "original"
+        assert feature_counts(conn)[0].outputs == 4
+
+
 def test_duplicates_within_one_batch_keep_the_first(engine: Engine, clock: datetime) -> None:
     batch = [out("a", 1, output="first"), out("b", 2), out("a", 9, output="second"), out("a", 7)]
     assert store_outputs(engine, batch, clock) == WriteCounts(stored=2, duplicates=2)
