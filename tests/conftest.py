@@ -85,6 +85,11 @@ class _PostgresUnavailable(Exception):
     pass
 
 
+def _conninfo(url: str) -> str:
+    """A libpq connection string from an SQLAlchemy URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 class Stores:
     """Creates migrated stores; PostgreSQL databases are dropped at the end of the session."""
 
@@ -95,6 +100,7 @@ class Stores:
         self._template: str | None = None
         self._pg_error: str | None = None
         self._databases: list[str] = []
+        self._shared: str | None = None
 
     # -- sqlite
 
@@ -111,9 +117,8 @@ class Stores:
     # -- postgresql
 
     def _admin(self) -> psycopg.Connection[Any]:
-        conninfo = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(hide_password=False)
         try:
-            return psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+            return psycopg.connect(_conninfo(POSTGRES_URL), autocommit=True, connect_timeout=5)
         except psycopg.OperationalError as exc:
             raise _PostgresUnavailable(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}") from None
 
@@ -149,6 +154,35 @@ class Stores:
         self._databases.append(database)
         return self._url_of(database)
 
+    def shared_postgresql(self) -> str:
+        """The session's reusable database: emptied by `empty` after each test, not dropped.
+
+        Dropping a database makes PostgreSQL checkpoint, which takes a second or more on a busy
+        machine; emptying its tables takes milliseconds.
+        """
+        if self._shared is None:
+            self._shared = self.postgresql()
+        return self._shared
+
+    def empty(self, url: str) -> None:
+        """Empty every table but alembic's; a database that cannot be emptied is dropped instead."""
+        try:
+            with psycopg.connect(_conninfo(url), autocommit=True, connect_timeout=5) as conn:
+                conn.execute("SET lock_timeout = '5s'")
+                tables = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT quote_ident(tablename) FROM pg_tables"
+                        " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                    )
+                ]
+                if tables:
+                    conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        except psycopg.Error:
+            if url == self._shared:
+                self._shared = None
+            self.drop(url)
+
     def drop(self, url: str) -> None:
         database = make_url(url).database
         if database is None or database not in self._databases:
@@ -167,14 +201,17 @@ class Stores:
 
     # -- either
 
-    def create(self, backend: str) -> str:
-        """The URL of a new, migrated, empty store; fails or skips as the module docstring says."""
+    def create(self, backend: str, *, shared: bool = False) -> str:
+        """The URL of a new, migrated, empty store; fails or skips as the module docstring says.
+
+        With `shared`, PostgreSQL hands out the session's database (empty it after use).
+        """
         if backend == "sqlite":
             return self.sqlite()
         if backend != "postgresql":
             raise ValueError(f"unknown backend {backend!r}")
         try:
-            return self.postgresql()
+            return self.shared_postgresql() if shared else self.postgresql()
         except _PostgresUnavailable as exc:
             if IN_CI:
                 pytest.fail(f"{exc} (CI=true: PostgreSQL tests must run in CI, they never skip)")
@@ -198,10 +235,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def store_url(stores: Stores, backend: str) -> Iterator[str]:
     """The URL of a fresh migrated store, once per backend."""
-    url = stores.create(backend)
+    url = stores.create(backend, shared=True)
     yield url
     if backend == "postgresql":
-        stores.drop(url)
+        stores.empty(url)
 
 
 @pytest.fixture
