@@ -15,7 +15,7 @@ from monitor.sampling import OTHER_STRATUM, Candidate, SamplingPlan, allocate, d
 
 
 def population(sizes: dict[str, int], key: str = "language") -> list[Candidate]:
-    out = []
+    out: list[Candidate] = []
     for value, size in sizes.items():
         out.extend(Candidate(f"{value}-{i}", {key: value}) for i in range(size))
     return out
