@@ -64,10 +64,18 @@ def collect_status(engine: Engine, settings: Settings, now: datetime | None = No
             override = q.active_override(conn, name, now) if item else None
             mode = item.mode if item else "normal"
             mode_reason = item.mode_reason if item else "no outputs yet"
+            rows = q.trigger_state_rows(conn, name)
             if override is not None:
                 mode, mode_reason = override["mode"], f"manual override: {override['reason']}"
+            elif mode_reason.startswith("manual override:"):
+                # The override ended after the last cycle stored it: the triggers decide again.
+                fallback = next((r for r in rows if (r["trigger"], r["scope"]) == ("fallback", "all")), None)
+                if fallback is not None and fallback["state"] == "firing":
+                    mode, mode_reason = feature.fallback_mode, f"fallback: {fallback['reason']}"
+                else:
+                    mode, mode_reason = "normal", "the manual override has ended"
             states = sorted(
-                (row for row in q.trigger_state_rows(conn, name) if row["state"] != "ok"),
+                (row for row in rows if row["state"] != "ok"),
                 key=lambda r: (STATE_ORDER.get(r["state"], 9), r["trigger"], r["scope"] != "all", r["scope"]),
             )
             row = q.feature_row(conn, name) if item else None

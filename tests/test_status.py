@@ -58,7 +58,7 @@ def store(engine: Engine, store_url: str, tmp_path: Path) -> dict[str, Any]:
     for week in range(8):
         clock.now = cycle_time(week)
         runner.run("drafts", cycle_time(week))
-    return {"config": config, "env": {"AIQM_DATABASE_URL": store_url}}
+    return {"config": config, "env": {"AIQM_DATABASE_URL": store_url}, "runner": runner, "clock": clock}
 
 
 def test_status_json_has_mode_triggers_last_cycle_baseline_and_proposals(
@@ -142,3 +142,19 @@ def test_status_of_an_empty_store(store_url: str, aiqm: CliRunner) -> None:
     assert done.code == 0 and "no features yet" in done.out
     report = json.loads(aiqm("status", "--json", env={"AIQM_DATABASE_URL": store_url}).out)
     assert report["features"] == {} and report["warnings"] == []
+
+
+def test_an_override_that_ended_after_the_last_cycle_no_longer_sets_the_mode(
+    engine: Engine, store: dict[str, Any], aiqm: CliRunner
+) -> None:
+    at = cycle_time(8)
+    with engine.begin() as conn:
+        fq.add_override(
+            conn, "drafts", "off", "maintenance", at - timedelta(days=1), until=at + timedelta(days=1)
+        )
+    store["clock"].now = at
+    assert store["runner"].run("drafts", at).mode == "off"  # the cycle stored the override's mode
+    report = json.loads(aiqm("status", "--json", "--config", store["config"], env=store["env"]).out)
+    drafts = report["features"]["drafts"]
+    assert drafts["override"] is None  # it ended a day after that cycle
+    assert drafts["mode"] == "review" and drafts["mode_reason"].startswith("fallback:")
