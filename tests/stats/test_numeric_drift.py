@@ -22,7 +22,7 @@ from monitor.stats import (
     psi_from_counts,
     wasserstein_scaled,
 )
-from monitor.stats.numeric import KS_EXACT_MAX_N, bin_counts, ks_and_wasserstein
+from monitor.stats.numeric import KS_EXACT_MAX_N, bin_counts, ks_and_wasserstein, ks_p_value
 
 finite_floats = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 
@@ -95,6 +95,14 @@ def test_ks_matches_scipy_exact_and_asymptotic(n1: int, n2: int, shift: float) -
     result = ks_test(reference, b)
     assert (result.statistic, result.p_value) == pytest.approx(_scipy_ks(a, b), rel=1e-9, abs=1e-12)
     assert max(n1, n2) <= KS_EXACT_MAX_N or n1 > KS_EXACT_MAX_N or n2 > KS_EXACT_MAX_N
+
+
+@pytest.mark.parametrize(("n1", "n2"), [(50, 50), (40, 70), (20_000, 30_000)])
+def test_ks_p_value_from_the_statistic_alone(n1: int, n2: int) -> None:
+    rng = np.random.default_rng(n1 + n2)
+    a, b = rng.normal(size=n1), rng.normal(0.1, size=n2)
+    result = ks_test(NumericReference.prepare(a), b)
+    assert ks_p_value(result.statistic, n1, n2) == result
 
 
 def test_ks_matches_scipy_asymptotic_large() -> None:
