@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -182,8 +183,11 @@ class CycleRunner:
         done = q.cycle_rows(conn, feature, until=at)
         previous_at = done[-1]["finished_at"] if done else None
         self._restate(conn, feature, settings, done, previous_at, now)
-        quality = _quality_of(conn, feature, at, settings.confidence)
-        outputs = q.count_window(conn, feature, row["window_start"], at)
+        baseline_row = q.active_baseline(conn, feature)
+        window = list(q.window_records(conn, feature, row["window_start"], at))
+        actions = action_counts(window)
+        quality = _quality_of(conn, feature, at, settings.confidence, actions, action_model(baseline_row))
+        outputs = len(window)
         human = q.labels_received(conn, feature, done[-1]["at"] if done else None, at, "human")
         received = q.labels_received(conn, feature, done[-1]["at"] if done else None, at)
         result: dict[str, Any] = {
@@ -191,16 +195,17 @@ class CycleRunner:
             "quality": {scope: value.to_json() for scope, value in quality.items()},
             "human_labels_received": human,
             "labels_received": received,
+            "actions": actions,
         }
         this = CycleFacts(
             at=at, outputs=outputs, human_labels_received=human, labels_received=received, quality=quality
         )
-        baseline_row = q.active_baseline(conn, feature) or self._adopt_default_baseline(
+        baseline_row = baseline_row or self._adopt_default_baseline(
             conn, feature, settings, [*done, {**row, "result": result}], now
         )
         baseline = _baseline_from_row(baseline_row) if baseline_row else None
         if baseline_row is not None:
-            report = self._drift(conn, feature, settings, baseline_row, row["window_start"], at)
+            report = self._drift(conn, feature, settings, baseline_row, window)
             result["drift"] = [entry.to_json() for entry in report.primary]
             result["drifted"] = report.drifted
             this = CycleFacts(
@@ -305,7 +310,9 @@ class CycleRunner:
             row = by_at.get(cycle_at)
             if row is None:
                 continue
-            quality = _quality_of(conn, feature, cycle_at, settings.confidence)
+            model = action_model(q.active_baseline(conn, feature))
+            actions = row["result"].get("actions")
+            quality = _quality_of(conn, feature, cycle_at, settings.confidence, actions, model)
             overall = quality.get("all")
             result = {**row["result"], "quality": {s: v.to_json() for s, v in quality.items()}}
             row["result"] = result
@@ -355,8 +362,7 @@ class CycleRunner:
         feature: str,
         settings: FeatureSettings,
         baseline_row: Mapping[str, Any],
-        start: datetime,
-        end: datetime,
+        window: Sequence[Mapping[str, Any]],
     ) -> Any:
         key = (feature, int(baseline_row["version"]))
         reference = self._references.get(key)
@@ -365,7 +371,7 @@ class CycleRunner:
                 q.window_records(conn, feature, baseline_row["window_start"], baseline_row["window_end"])
             )
             reference = self._references[key] = prepare_reference(columns)
-        current = OutputColumns.from_records(q.window_records(conn, feature, start, end))
+        current = OutputColumns.from_records(window)
         thresholds = DriftThresholds(
             alpha=settings.drift.alpha,
             numeric_effect=settings.drift.numeric_effect,
@@ -420,8 +426,43 @@ class CycleRunner:
         )
 
 
-def _quality_of(conn: Connection, feature: str, at: datetime, confidence: float) -> dict[str, ScopeQuality]:
-    return cycle_quality(_labelled_items(q.sample_of(conn, feature, at)), confidence)
+def _quality_of(
+    conn: Connection,
+    feature: str,
+    at: datetime,
+    confidence: float,
+    actions: Mapping[str, Mapping[str, int]] | None = None,
+    model: Mapping[str, float] | None = None,
+) -> dict[str, ScopeQuality]:
+    return cycle_quality(_labelled_items(q.sample_of(conn, feature, at)), confidence, actions, model)
+
+
+def action_counts(window: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per scope, how many outputs of the window met each user action ("none": not reported)."""
+    counts: dict[str, Counter[str]] = {"all": Counter()}
+    for record in window:
+        action = record.get("user_action") or "none"
+        counts["all"][action] += 1
+        for key, value in (record.get("segment") or {}).items():
+            counts.setdefault(f"segment:{key}={value}", Counter())[action] += 1
+    return {scope: dict(counter) for scope, counter in counts.items()}
+
+
+ACTION_PRIOR = 2.0
+"""Pseudo-labels pulling a rarely seen action's pass rate towards the baseline's."""
+
+
+def action_model(baseline_row: Mapping[str, Any] | None) -> dict[str, float] | None:
+    """The baseline's pass rate per user action: the proxy that makes each label worth more."""
+    if baseline_row is None or baseline_row["pass_rate"] is None:
+        return None
+    table = (baseline_row["segments"] or {}).get("actions") or {}
+    if len(table) < 2:
+        return None
+    prior = float(baseline_row["pass_rate"])
+    return {
+        action: (passes + ACTION_PRIOR * prior) / (n + ACTION_PRIOR) for action, (passes, n) in table.items()
+    }
 
 
 def _labelled_items(sample: Sequence[q.SampledOutput]) -> list[LabelledItem]:
@@ -436,7 +477,15 @@ def _labelled_items(sample: Sequence[q.SampledOutput]) -> list[LabelledItem]:
             elif source.startswith("judge:") and judge is None:
                 judge = verdict == "pass"
         items.append(
-            LabelledItem(item.output_id, item.segment, item.stratum, item.inclusion_prob, human, judge)
+            LabelledItem(
+                item.output_id,
+                item.segment,
+                item.stratum,
+                item.inclusion_prob,
+                human,
+                judge,
+                item.user_action or "none",
+            )
         )
     return items
 
@@ -471,8 +520,18 @@ def baseline_values_of(items: Sequence[LabelledItem], confidence: float) -> dict
         "pass_rate_low": overall.low,
         "pass_rate_high": overall.high,
         "labelled": len(humans),
-        "segments": {"n_eff": overall.n, "scopes": segments},
+        "segments": {"n_eff": overall.n, "scopes": segments, "actions": _action_table(humans)},
     }
+
+
+def _action_table(items: Sequence[LabelledItem]) -> dict[str, list[float]]:
+    """Human passes and labels per user action: [passes, labels]."""
+    table: dict[str, list[float]] = {}
+    for item in items:
+        entry = table.setdefault(item.action, [0.0, 0.0])
+        entry[0] += float(bool(item.human))
+        entry[1] += 1.0
+    return table
 
 
 def _baseline_from_row(row: Mapping[str, Any]) -> Baseline:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.stats import Estimate, prediction_powered_pass_rate, weighted_pass_rate
+from monitor.stats.proxy import proxy_powered_pass_rate
 
 MIN_PPI_PAIRS = 10
 
@@ -26,6 +27,7 @@ class LabelledItem:
     inclusion_prob: float
     human: bool | None
     judge: bool | None
+    action: str = "none"
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,19 @@ def in_scope(item: LabelledItem, scope: str) -> bool:
     return item.segment.get(key) == value
 
 
-def estimate(items: Sequence[LabelledItem], scope: str, confidence: float) -> ScopeQuality | None:
-    """The scope's pass rate from the items in it, or None when nothing in it is labelled."""
+def estimate(
+    items: Sequence[LabelledItem],
+    scope: str,
+    confidence: float,
+    window_actions: Mapping[str, int] | None = None,
+    action_model: Mapping[str, float] | None = None,
+) -> ScopeQuality | None:
+    """The scope's pass rate from the items in it, or None when nothing in it is labelled.
+
+    With `window_actions` (what users did with every output of the window, in this scope)
+    and an `action_model` (the baseline's pass rate per user action), the human labels
+    correct a prediction from the actions (prediction-powered, see monitor.stats.proxy).
+    """
     chosen = [item for item in items if in_scope(item, scope)]
     humans = [item for item in chosen if item.human is not None]
     judged = [item for item in chosen if item.judge is not None]
@@ -93,6 +106,17 @@ def estimate(items: Sequence[LabelledItem], scope: str, confidence: float) -> Sc
             confidence,
         )
         labelled = len(humans) + len(judge_only)
+    elif humans and window_actions and action_model and len(humans) >= MIN_PPI_PAIRS:
+        result = proxy_powered_pass_rate(
+            [float(bool(i.human)) for i in humans],
+            [i.inclusion_prob for i in humans],
+            [i.action for i in humans],
+            window_actions,
+            action_model,
+            confidence,
+            power=1.0,  # the proxy was fitted on the baseline's labels: plain PPI stays exactly unbiased
+        )
+        labelled = len(humans)
     elif humans:
         result = weighted_pass_rate(
             [float(bool(i.human)) for i in humans], [i.inclusion_prob for i in humans], None, confidence
@@ -121,6 +145,8 @@ def estimate(items: Sequence[LabelledItem], scope: str, confidence: float) -> Sc
 
 def _effective_n(result: Estimate) -> float:
     """The sample size a plain proportion needs for this precision (PPI is worth more than its humans)."""
+    if result.method == "ppi-actions":
+        return result.n
     if result.method != "ppi":
         return result.n
     from monitor.stats._common import z_value
@@ -133,11 +159,17 @@ def _effective_n(result: Estimate) -> float:
     return max(result.n, p * (1 - p) / variance)
 
 
-def cycle_quality(items: Sequence[LabelledItem], confidence: float) -> dict[str, ScopeQuality]:
+def cycle_quality(
+    items: Sequence[LabelledItem],
+    confidence: float,
+    window_actions: Mapping[str, Mapping[str, int]] | None = None,
+    action_model: Mapping[str, float] | None = None,
+) -> dict[str, ScopeQuality]:
     """Every scope with labels: `all`, and `segment:<key>=<value>` for each tag value seen."""
     result = {}
     for scope in ["all", *segment_scopes(items)]:
-        quality = estimate(items, scope, confidence)
+        actions = (window_actions or {}).get(scope)
+        quality = estimate(items, scope, confidence, actions, action_model)
         if quality is not None:
             result[scope] = quality
     return result

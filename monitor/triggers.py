@@ -28,6 +28,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from statistics import NormalDist
 from typing import Any, Literal
 
 from monitor.config import FeatureSettings
@@ -41,13 +42,22 @@ CUSUM_THRESHOLD = 6.0
 """Nats of evidence for `retrain` at scope all. By simulation (tests/test_triggers_simulation.py):
 a stable feature with a 4-cycle baseline fires less than once in ten years of weekly cycles,
 and a one-point-a-week slide is caught within three to eight weeks of its start."""
-ESCALATE_AT = 0.2
+ALLOWANCE = 0.3
+"""The detector weighs "dropped by the full `retrain_drop`" against "dropped by at most this share of
+it", so a drop of less than about three quarters of `retrain_drop` accumulates no evidence: that is
+what "shown to be at least 5 points below" means for a sequential test."""
+ESCALATE_AT = 0.05
 """Share of the threshold at which the next cycle draws the larger sample."""
 PENDING_AT = 0.5
 EXIT_AT = 0.25
 BASELINE_SHRINK = 0.5
-FALLBACK_Z = 2.326  # 99% one-sided
+FALLBACK_ALPHA = 0.05
+"""One-sided error of `fallback`, split over the windows tested (Bonferroni)."""
+FALLBACK_WINDOWS = 8
+FALLBACK_EXIT_Z = 2.326  # leave fallback once the last two cycles are above the floor at 99%
 FALLBACK_PENDING_Z = 1.0
+SEGMENT_PRIOR_LABELS = 30
+"""A segment's own baseline is pulled towards the feature's by this many pseudo-labels."""
 
 
 @dataclass(frozen=True)
@@ -116,12 +126,14 @@ def _rate(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def _cusum_for(p0: float, n0: float, drop: float, threshold: float) -> BernoulliCusum | None:
+def _cusum_for(
+    p0: float, n0: float, drop: float, threshold: float, allowance: float = ALLOWANCE
+) -> BernoulliCusum | None:
     se = math.sqrt(p0 * (1 - p0) / n0) if n0 > 0 else 0.0
-    p0c = min(p0 - BASELINE_SHRINK * se, 1 - 0.5 / (n0 + 1))
-    if p0c - drop <= 0.01:
+    p0c = min(p0 - BASELINE_SHRINK * se, 1 - 0.5 / (n0 + 1)) - allowance * drop
+    if p0c - (1 - allowance) * drop <= 0.01:
         return None
-    return BernoulliCusum(p0=p0c, delta=drop, threshold=threshold, cap=2 * threshold)
+    return BernoulliCusum(p0=p0c, delta=(1 - allowance) * drop, threshold=threshold, cap=2 * threshold)
 
 
 def retrain_conditions(
@@ -134,7 +146,10 @@ def retrain_conditions(
         threshold = CUSUM_THRESHOLD if scope == "all" else CUSUM_THRESHOLD + math.log(max(1, len(scopes)))
         own = baseline.segments.get(scope)
         if scope != "all" and own is not None and own[1] >= settings.segment_min_labels:
-            p0, n0 = own
+            # Partial pooling: a segment's baseline from few labels is noisy, and a high one by
+            # chance would page someone; pull it towards the feature's baseline.
+            n0 = own[1] + SEGMENT_PRIOR_LABELS
+            p0 = (own[0] * own[1] + baseline.pass_rate * SEGMENT_PRIOR_LABELS) / n0
         else:
             p0, n0 = baseline.pass_rate, baseline.n_eff
         detector = _cusum_for(p0, n0, settings.retrain_drop, threshold)
@@ -148,6 +163,9 @@ def retrain_conditions(
             continue
         path = detector.run(counts)
         statistic = path.last
+        # A watcher with no allowance sees a drop building sooner: it only asks for more labels.
+        watcher = _cusum_for(p0, n0, settings.retrain_drop, threshold, allowance=0.0)
+        watch = watcher.run(counts).last if watcher else 0.0
         start = path.run_start[-1]
         recent = [c.quality[scope] for c in history[start:] if scope in c.quality]
         x = sum(q.passes_eff for q in recent)
@@ -168,15 +186,21 @@ def retrain_conditions(
             "recent_pass_rate": (x / n) if n else None,
             "recent_n": round(n, 2),
             "cycles": len(history) - start,
+            "watch": round(watch, 4),
         }
         condition = Condition(level, statistic <= EXIT_AT * threshold, reason, evidence)
-        out[scope] = (condition, statistic / threshold, path.run_start)
+        out[scope] = (condition, max(statistic, watch) / threshold, path.run_start)
     return out
 
 
 def fallback_condition(
     settings: FeatureSettings, baseline: Baseline, history: Sequence[CycleFacts], run_start: int | None
 ) -> Condition:
+    """Is the pass rate since the drop began shown to be below the floor?
+
+    The drop's start is not known exactly, so each window from the CUSUM's change point (at
+    most FALLBACK_WINDOWS cycles back) to now is tested, with a Bonferroni bound over them.
+    """
     floor = baseline.pass_rate - settings.fallback_drop
     se_base = (
         math.sqrt(baseline.pass_rate * (1 - baseline.pass_rate) / baseline.n_eff) if baseline.n_eff else 0
@@ -184,24 +208,40 @@ def fallback_condition(
     evidence: dict[str, Any] = {"floor": round(floor, 4), "baseline": baseline.pass_rate}
     recent_two = [c.quality["all"] for c in history[-2:] if "all" in c.quality]
     exit_z = _z_above(recent_two, floor, se_base)
-    exit_ok = exit_z is not None and exit_z >= FALLBACK_Z
+    exit_ok = exit_z is not None and exit_z >= FALLBACK_EXIT_Z
     if run_start is None or run_start >= len(history):
         return Condition("ok", exit_ok, f"no evidence of a drop below the floor {_rate(floor)}", evidence)
-    pooled = [c.quality["all"] for c in history[run_start:] if "all" in c.quality]
-    z_above = _z_above(pooled, floor, se_base)
-    if z_above is None:
+    first = max(run_start, len(history) - FALLBACK_WINDOWS)
+    best: tuple[float, int, float, float] | None = None
+    windows = 0
+    for start in range(first, len(history)):
+        pooled = [c.quality["all"] for c in history[start:] if "all" in c.quality]
+        z_above = _z_above(pooled, floor, se_base)
+        if z_above is None:
+            continue
+        windows += 1
+        x = sum(q.passes_eff for q in pooled)
+        n = sum(q.n_eff for q in pooled)
+        if best is None or -z_above > best[0]:
+            best = (-z_above, len(history) - start, x, n)
+    if best is None:
         return Condition("ok", exit_ok, "no labels since the change began", evidence)
-    z = -z_above
-    x = sum(q.passes_eff for q in pooled)
-    n = sum(q.n_eff for q in pooled)
+    z, cycles, x, n = best
+    needed = float(NormalDist().inv_cdf(1 - FALLBACK_ALPHA / windows))
     evidence.update(
-        {"pass_rate": round(x / n, 4), "n": round(n, 2), "z": round(z, 3), "cycles": len(history) - run_start}
+        {
+            "pass_rate": round(x / n, 4),
+            "n": round(n, 2),
+            "z": round(z, 3),
+            "z_needed": round(needed, 3),
+            "cycles": cycles,
+        }
     )
-    level: Level = "firing" if z >= FALLBACK_Z else "pending" if z >= FALLBACK_PENDING_Z else "ok"
+    level: Level = "firing" if z >= needed else "pending" if z >= FALLBACK_PENDING_Z else "ok"
     reason = (
-        f"pass rate {_rate(x / n)} over the last {len(history) - run_start} cycles ({n:.0f} labels) "
+        f"pass rate {_rate(x / n)} over the last {cycles} cycles ({n:.0f} labels) "
         f"against the floor {_rate(floor)} (baseline {_rate(baseline.pass_rate)} less "
-        f"{100 * settings.fallback_drop:.0f} points); z = {z:.2f}, needs {FALLBACK_Z}"
+        f"{100 * settings.fallback_drop:.0f} points); z = {z:.2f}, needs {needed:.2f}"
     )
     return Condition(level, exit_ok, reason, evidence)
 

@@ -37,6 +37,7 @@ class SampledOutput:
     segment: Mapping[str, str]
     verdicts: Mapping[str, str]
     """source -> verdict."""
+    user_action: str | None = None
 
 
 def count_window(conn: Connection, feature: str, start: datetime, end: datetime) -> int:
@@ -77,7 +78,13 @@ def insert_samples(
 def sample_of(conn: Connection, feature: str, cycle_at: datetime) -> list[SampledOutput]:
     """A cycle's sample with every verdict each output has."""
     query = (
-        select(samples.c.output_id, samples.c.stratum, samples.c.inclusion_prob, outputs.c.segment)
+        select(
+            samples.c.output_id,
+            samples.c.stratum,
+            samples.c.inclusion_prob,
+            outputs.c.segment,
+            outputs.c.user_action,
+        )
         .join(
             outputs, and_(outputs.c.feature == samples.c.feature, outputs.c.output_id == samples.c.output_id)
         )
@@ -93,7 +100,9 @@ def sample_of(conn: Connection, feature: str, cycle_at: datetime) -> list[Sample
     )
     for output_id, source, verdict in conn.execute(label_query):
         verdicts.setdefault(output_id, {})[source] = verdict
-    return [SampledOutput(row[0], row[1], row[2], row[3] or {}, verdicts.get(row[0], {})) for row in drawn]
+    return [
+        SampledOutput(row[0], row[1], row[2], row[3] or {}, verdicts.get(row[0], {}), row[4]) for row in drawn
+    ]
 
 
 def window_records(
