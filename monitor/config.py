@@ -61,7 +61,6 @@ class FeatureSettings(_Strict):
     retrain_drop: float = Field(0.05, gt=0, lt=1)
     fallback_drop: float = Field(0.15, gt=0, lt=1)
     fallback_mode: Literal["review", "fallback", "off"] = "review"
-    false_alarm_years: float = Field(2.0, gt=0, description="mean time between false alarms, stable feature")
     stale_cycles: int = Field(2, ge=1, description="cycles without human labels or outputs before `stale`")
     cooldown_cycles: int = Field(2, ge=0, description="cycles a resolved trigger waits before it may fire")
     segment_min_labels: int = Field(
