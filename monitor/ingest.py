@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine
 
 from monitor.errors import InputError
 from monitor.records import BadLine, LabelRecord, OutputRecord, loads, validate_label, validate_output
-from monitor.store.writes import WriteCounts, insert_labels, insert_outputs, missing_outputs
+from monitor.store.writes import WriteCounts, bulk_writes, insert_labels, insert_outputs, missing_outputs
 
 BATCH = 10_000  # records per write: big enough to amortize a round trip, small for memory
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -215,15 +215,22 @@ class _BatchWriter(Generic[B]):
         self._error: BaseException | None = None
         self._queue: queue.Queue[B | None] = queue.Queue(maxsize=1)
         self._thread = threading.Thread(target=self._run, name="aiqm-ingest-writer", daemon=True)
-        self._transaction: AbstractContextManager[Connection] | None = None
+        self._stack = ExitStack()
         self._conn: Connection | None = None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self._engine.begin() as conn:
+            with bulk_writes(conn):
+                yield conn
+            if not self._commit:
+                conn.rollback()
 
     def __enter__(self) -> _BatchWriter[B]:
         if self._threaded:
             self._thread.start()
         else:
-            self._transaction = self._engine.begin()
-            self._conn = self._transaction.__enter__()
+            self._conn = self._stack.enter_context(self._transaction())
         return self
 
     def write(self, batch: B) -> None:
@@ -241,10 +248,8 @@ class _BatchWriter(Generic[B]):
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
         if kind is not None:
             self._commit = False
-        if self._transaction is not None and self._conn is not None:
-            if not self._commit:
-                self._conn.rollback()
-            self._transaction.__exit__(kind, error, trace)
+        if not self._threaded:
+            self._stack.__exit__(kind, error, trace)
             return
         self._queue.put(None)
         self._thread.join()
@@ -252,15 +257,15 @@ class _BatchWriter(Generic[B]):
             raise self._error
 
     def _run(self) -> None:
+        finished = False
         try:
-            with self._engine.begin() as conn:
+            with self._transaction() as conn:
                 while (batch := self._queue.get()) is not None:
                     self._write(conn, batch)
-                if not self._commit:
-                    conn.rollback()
+                finished = True
         except BaseException as exc:  # handed to the reading thread, which raises it
             self._error = exc
-            while self._queue.get() is not None:  # let the reader finish; nothing more is written
+            while not finished and self._queue.get() is not None:  # let the reader finish
                 pass
 
 

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Engine, func, select
 
+from monitor.ingest import OUTPUTS, RecordKind, import_file
+from monitor.records import OutputRecord, validate_output
 from monitor.simulate import LANGUAGES, HistorySpec, write_history
 from monitor.store.engine import make_engine
 from monitor.store.tables import features, labels, outputs
+from monitor.store.writes import WriteCounts, insert_outputs
 
 if TYPE_CHECKING:
     from conftest import CliRunner
@@ -288,3 +293,48 @@ def test_a_bad_line_on_standard_input_is_named_too(aiqm: CliRunner, tmp_path: Pa
     assert result.code == 2
     assert "<stdin>:2: field 'ts'" in result.err
     assert count_rows(db, outputs) == 0
+
+
+# --------------------------------------------------------------------------- failures inside an import
+
+
+def failing_kind(fail_on: str) -> RecordKind[OutputRecord]:
+    """Outputs whose write (or validation) blows up once it meets the id `fail_on`."""
+
+    def validate(raw: object) -> OutputRecord:
+        record = validate_output(raw)
+        if fail_on == f"validate:{record.id}":
+            raise RuntimeError("validation crashed")
+        return record
+
+    def write(conn: Connection, records: Sequence[OutputRecord], now: datetime) -> WriteCounts:
+        counts = insert_outputs(conn, records, now)
+        if any(f"write:{r.id}" == fail_on for r in records):
+            raise RuntimeError("the store went away")
+        return counts
+
+    return RecordKind("outputs", validate, write)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("fail_on", ["write:support-reply-0000050", "validate:support-reply-0000120"])
+def test_a_crash_midway_stores_nothing_and_does_not_hang(
+    engine: Engine, history: tuple[Path, Path, int, int], monkeypatch: pytest.MonkeyPatch, fail_on: str
+) -> None:
+    monkeypatch.setattr("monitor.ingest.BATCH", 10)  # many batches, so the writer is mid-way
+    with pytest.raises(RuntimeError):
+        import_file(engine, str(history[0]), failing_kind(fail_on), lambda: datetime.now(UTC))
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(outputs)) == 0
+        assert conn.scalar(select(func.count()).select_from(features)) == 0
+
+
+def test_small_batches_give_the_same_counts(
+    engine: Engine, history: tuple[Path, Path, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("monitor.ingest.BATCH", 7)
+    path = str(history[0])
+    first = import_file(engine, path, OUTPUTS, lambda: datetime.now(UTC))
+    assert (first.stored, first.duplicates, first.committed) == (history[2], 0, True)
+    second = import_file(engine, path, OUTPUTS, lambda: datetime.now(UTC))
+    assert (second.stored, second.duplicates) == (0, history[2])

@@ -6,9 +6,12 @@ one HTTP request, or one whole JSONL file.
 
 from __future__ import annotations
 
+import functools
 import json
+import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +20,7 @@ import orjson
 import psycopg
 from sqlalchemy import Connection, Table, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import InputError
 from monitor.records import LabelRecord, OutputRecord, text_length
@@ -58,11 +62,8 @@ OUTPUT_COLUMNS = (
     "metadata",
 )
 _COLUMN_LIST = ", ".join(OUTPUT_COLUMNS)
-_SQLITE_INSERT = (
-    f"INSERT INTO outputs ({_COLUMN_LIST}, ingested_at) "
-    f"VALUES ({', '.join('?' * (len(OUTPUT_COLUMNS) + 1))}) "
-    "ON CONFLICT (feature, output_id) DO NOTHING"
-)
+_SQLITE_WIDTH = len(OUTPUT_COLUMNS) + 1  # with ingested_at
+_SQLITE_ROWS_PER_STATEMENT = 500  # one step (GIL released) inserts this many; 7,000 variables
 _PG_STAGE = "aiqm_outputs_stage"
 _PG_CREATE_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {_PG_STAGE} (
@@ -96,13 +97,13 @@ def _json(value: Any) -> str | None:
         return json.dumps(value, ensure_ascii=False)
 
 
-def output_row(record: OutputRecord) -> OutputRow:
-    """One record as the values of OUTPUT_COLUMNS, JSON columns already serialized."""
+def output_row(record: OutputRecord, ts: Callable[[datetime], Any] = lambda ts: ts) -> OutputRow:
+    """One record as the values of OUTPUT_COLUMNS, JSON columns already serialized, `ts(record.ts)`."""
     source, result = record.input, record.output
     return (
         record.feature,
         record.id,
-        record.ts,
+        ts(record.ts),
         _json(source),
         _json(result),
         len(source) if type(source) is str else text_length(source),
@@ -127,6 +128,31 @@ def sqlite_ts(ts: datetime) -> str:
 
 
 _SQLITE_TS = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
+@contextmanager
+def bulk_writes(conn: Connection) -> Iterator[None]:
+    """Settings for one big transaction on this connection, put back afterwards.
+
+    SQLite: a 64 MB page cache instead of 2 MB, so the indexes' pages stay in memory instead of
+    being spilled and read back while a large file goes in (an eighth less time for a million
+    outputs). PostgreSQL needs nothing.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    previous = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        try:
+            conn.exec_driver_sql(f"PRAGMA cache_size = {int(previous or -2000)}")
+        except SQLAlchemyError:  # the connection is broken anyway: let the pool replace it
+            conn.invalidate()
+
+
+BULK_CACHE_KIB = 65_536
 
 
 def insert_outputs(conn: Connection, records: Sequence[OutputRecord], now: datetime) -> WriteCounts:
@@ -158,17 +184,36 @@ def insert_outputs(conn: Connection, records: Sequence[OutputRecord], now: datet
 def _insert_outputs_sqlite(
     conn: Connection, records: Sequence[OutputRecord], now: datetime
 ) -> dict[str, int]:
+    """Multi-row INSERT ... ON CONFLICT DO NOTHING; each statement's rowcount is its new rows.
+
+    Hundreds of rows per statement rather than executemany's one: SQLite then works for
+    milliseconds at a time without Python's lock, so the reading thread can parse meanwhile.
+    """
     ingested_at = sqlite_ts(now)
-    by_feature: dict[str, list[OutputRow]] = {}
+    values_of: dict[str, list[Any]] = {}  # one flat list of values per feature
     for record in records:
-        row = output_row(record)
-        by_feature.setdefault(record.feature, []).append(
-            (row[0], row[1], sqlite_ts(row[2]), *row[3:], ingested_at)
-        )
+        values = values_of.setdefault(record.feature, [])
+        values += output_row(record, sqlite_ts)
+        values.append(ingested_at)
+    limit = conn.connection.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[union-attr]
+    step = min(_SQLITE_ROWS_PER_STATEMENT, limit // _SQLITE_WIDTH) * _SQLITE_WIDTH
     stored: dict[str, int] = {}
-    for feature, rows in by_feature.items():  # one statement per feature: its rowcount is its count
-        stored[feature] = conn.exec_driver_sql(_SQLITE_INSERT, rows).rowcount
+    for feature, values in values_of.items():
+        stored[feature] = 0
+        for start in range(0, len(values), step):
+            chunk = tuple(values[start : start + step])
+            result = conn.exec_driver_sql(_sqlite_insert(len(chunk) // _SQLITE_WIDTH), chunk)
+            stored[feature] += result.rowcount
     return stored
+
+
+@functools.cache
+def _sqlite_insert(rows: int) -> str:
+    row = f"({', '.join('?' * _SQLITE_WIDTH)})"
+    return (
+        f"INSERT INTO outputs ({_COLUMN_LIST}, ingested_at) VALUES {', '.join([row] * rows)} "
+        "ON CONFLICT (feature, output_id) DO NOTHING"
+    )
 
 
 def _insert_outputs_postgresql(
