@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import gc
 import json
-import queue
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -133,51 +131,53 @@ def import_file(
     rejects = _Rejects(path, kind.name, rejects_dir)
     size = Path(path).stat().st_size if path != "-" and Path(path).is_file() else None
     progress = _Progress(source, size)
-    done_bytes = 0
-
-    def write(conn: Connection, batch: list[tuple[int, R]]) -> None:
-        _write_batch(conn, kind, batch, now(), summary, rejects if skip_bad else None)
-
     try:
-        # Labels look their outputs up and may reject lines while writing: they stay on this thread.
-        with (
-            _open(path) as stream,
-            _rarer_young_collections(),
-            _BatchWriter(engine, write, threaded=kind.missing is None) as writer,
-        ):
-            batch: list[tuple[int, R]] = []
-            for number, raw in enumerate(stream, start=1):
-                done_bytes += len(raw)
-                if not raw.strip():
-                    continue
-                summary.lines += 1
-                try:
-                    record = parse_line(raw, number, kind.validate)
-                except InputError as exc:
-                    text = raw.decode("utf-8", "backslashreplace").rstrip("\r\n")
-                    _reject(
-                        summary, rejects if skip_bad else None, BadLine(number, exc.field, exc.message, text)
-                    )
-                    continue
-                if summary.rejected and not skip_bad:
-                    continue  # keep reading to report every bad line; nothing will be stored
-                batch.append((number, record))
-                if len(batch) >= BATCH:
-                    writer.write(batch)
-                    batch = []
-                    progress.update(summary.lines, done_bytes)
-            if batch and not (summary.rejected and not skip_bad):
-                writer.write(batch)
+        with _open(path) as stream, _rarer_young_collections(), engine.begin() as conn:
+            with bulk_writes(conn):
+                _stream_into(conn, stream, kind, now, summary, rejects if skip_bad else None, progress)
             if summary.rejected and not skip_bad:
-                writer.roll_back()
+                summary.committed = False
+                summary.stored = summary.duplicates = summary.replaced = 0
+                conn.rollback()
     finally:
         progress.close()
         rejects.close()
-    if summary.rejected and not skip_bad:
-        summary.committed = False
-        summary.stored = summary.duplicates = summary.replaced = 0
     summary.rejects_file = rejects.path
     return summary
+
+
+def _stream_into(
+    conn: Connection,
+    stream: IO[bytes],
+    kind: RecordKind[R],
+    now: Callable[[], datetime],
+    summary: FileSummary,
+    rejects: _Rejects | None,
+    progress: _Progress,
+) -> None:
+    """Validate every line; write the good ones in batches (none once a line was bad, unless skipping)."""
+    batch: list[tuple[int, R]] = []
+    done_bytes = 0
+    for number, raw in enumerate(stream, start=1):
+        done_bytes += len(raw)
+        if raw.isspace():
+            continue
+        summary.lines += 1
+        try:
+            record = parse_line(raw, number, kind.validate)
+        except InputError as exc:
+            text = raw.decode("utf-8", "backslashreplace").rstrip("\r\n")
+            _reject(summary, rejects, BadLine(number, exc.field, exc.message, text))
+            continue
+        if summary.rejected and rejects is None:
+            continue  # keep reading to report every bad line; nothing will be stored
+        batch.append((number, record))
+        if len(batch) >= BATCH:
+            _write_batch(conn, kind, batch, now(), summary, rejects)
+            batch = []
+            progress.update(summary.lines, done_bytes)
+    if batch and not (summary.rejected and rejects is None):
+        _write_batch(conn, kind, batch, now(), summary, rejects)
 
 
 @contextmanager
@@ -193,80 +193,6 @@ def _rarer_young_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(young, middle, old)
-
-
-B = TypeVar("B")
-
-
-class _BatchWriter(Generic[B]):
-    """One transaction that takes batches, committed at the end unless rolled back.
-
-    Threaded, it writes on a thread of its own, so that reading and validating the next batch
-    overlaps the database's work on this one (SQLite's inserts and the PostgreSQL server run
-    without Python's lock). At most one batch waits, so memory stays flat. The thread opens
-    its own connection: SQLite connections must stay on the thread that made them.
-    """
-
-    def __init__(self, engine: Engine, write: Callable[[Connection, B], None], *, threaded: bool) -> None:
-        self._engine = engine
-        self._write = write
-        self._threaded = threaded
-        self._commit = True
-        self._error: BaseException | None = None
-        self._queue: queue.Queue[B | None] = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._run, name="aiqm-ingest-writer", daemon=True)
-        self._stack = ExitStack()
-        self._conn: Connection | None = None
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        with self._engine.begin() as conn:
-            with bulk_writes(conn):
-                yield conn
-            if not self._commit:
-                conn.rollback()
-
-    def __enter__(self) -> _BatchWriter[B]:
-        if self._threaded:
-            self._thread.start()
-        else:
-            self._conn = self._stack.enter_context(self._transaction())
-        return self
-
-    def write(self, batch: B) -> None:
-        if self._conn is not None:
-            self._write(self._conn, batch)
-            return
-        if self._error is not None:
-            raise self._error
-        self._queue.put(batch)
-
-    def roll_back(self) -> None:
-        """Store nothing of this transaction."""
-        self._commit = False
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
-        if kind is not None:
-            self._commit = False
-        if not self._threaded:
-            self._stack.__exit__(kind, error, trace)
-            return
-        self._queue.put(None)
-        self._thread.join()
-        if kind is None and self._error is not None:
-            raise self._error
-
-    def _run(self) -> None:
-        finished = False
-        try:
-            with self._transaction() as conn:
-                while (batch := self._queue.get()) is not None:
-                    self._write(conn, batch)
-                finished = True
-        except BaseException as exc:  # handed to the reading thread, which raises it
-            self._error = exc
-            while not finished and self._queue.get() is not None:  # let the reader finish
-                pass
 
 
 class _Rejects:

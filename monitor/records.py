@@ -262,17 +262,17 @@ def _segment(value: Any) -> dict[str, str]:
 
 
 def _signals(value: Any) -> dict[str, float]:
-    numbers: dict[str, float] = {}
+    """Finite numbers by name, kept as given (an integer stays an integer)."""
     for key, number in _object(value, "signals").items():
         kind = type(number)
-        if kind is int and -_EXACT_INT <= number <= _EXACT_INT:
-            number = float(number)
-        elif kind is not float or number - number != 0.0:  # not a finite float: look closer
-            number = _number(number, f"signals.{key}")
+        if not (
+            (kind is float and number - number == 0.0)
+            or (kind is int and -_EXACT_INT <= number <= _EXACT_INT)
+        ):
+            _number(number, f"signals.{key}")  # raises unless it is a finite number after all
         if not _is_name(key):
             _string(key, "signals", MAX_TAG_CHARS)
-        numbers[key] = number
-    return numbers
+    return value  # type: ignore[no-any-return]  # checked above
 
 
 def validate_output(raw: Any) -> OutputRecord:
