@@ -39,7 +39,7 @@ State = Literal["ok", "pending", "firing", "resolved"]
 Level = Literal["ok", "pending", "firing"]
 
 CUSUM_THRESHOLD = 6.0
-"""Nats of evidence for `retrain` at scope all. By simulation (tests/test_triggers_simulation.py):
+"""Nats of evidence for `retrain` at scope all. By simulation (tests/test_detection_simulation.py):
 a stable feature with a 4-cycle baseline fires less than once in ten years of weekly cycles,
 and a one-point-a-week slide is caught within three to eight weeks of its start."""
 ALLOWANCE = 0.2

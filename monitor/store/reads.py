@@ -35,8 +35,12 @@ def feature_counts(conn: Connection) -> list[FeatureCounts]:
     rows = conn.execute(select(features).order_by(features.c.name)).mappings()
     return [
         FeatureCounts(
-            name=row["name"], mode=row["mode"], mode_reason=row["mode_reason"], outputs=row["outputs_total"],
-            first_output_ts=row["first_output_ts"], last_output_ts=row["last_output_ts"],
+            name=row["name"],
+            mode=row["mode"],
+            mode_reason=row["mode_reason"],
+            outputs=row["outputs_total"],
+            first_output_ts=row["first_output_ts"],
+            last_output_ts=row["last_output_ts"],
             human_labels=label_counts.get((row["name"], "human"), 0),
             judge_labels=label_counts.get((row["name"], "judge"), 0),
         )
