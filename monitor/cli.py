@@ -114,7 +114,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
             raise NotFound(f"no feature {args.feature!r} in the store")
     runner = CycleRunner(engine, settings, _now)
     for name in names:
-        at = last_fire_time(settings.feature(name).schedule, now) if not args.at else now
+        at = last_fire_time(settings.feature(name).schedule, now)
         if at is None:
             _err(f"{name}: the schedule has not fired yet")
             continue

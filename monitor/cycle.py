@@ -18,9 +18,11 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from monitor.config import FeatureSettings, Settings
 from monitor.drift import OutputColumns, PreparedReference, compare_columns, prepare_reference
+from monitor.errors import InputError
 from monitor.quality import LabelledItem, ScopeQuality, cycle_quality
 from monitor.records import LabelRecord
 from monitor.sampling import Candidate, SamplingPlan, draw
@@ -102,12 +104,12 @@ class CycleRunner:
         """Run (or finish, or just report) the cycle of `feature` scheduled at `at`."""
         started = time.perf_counter()
         settings = self.settings.feature(feature)
-        with self.engine.begin() as conn:
-            row = q.cycle_row(conn, feature, at)
-            if row is not None and row["status"] == "done":
-                return outcome_from_row(row)
-            if row is None:
-                self._start(conn, feature, settings, at)
+        try:
+            done = self._begin(feature, settings, at)
+        except IntegrityError:  # another process started this very cycle a moment ago
+            done = None
+        if done is not None:
+            return done
         with self.engine.connect() as conn:
             drawn = [item.output_id for item in q.sample_of(conn, feature, at)]
         for labeller in self.labellers:
@@ -116,7 +118,27 @@ class CycleRunner:
                 with self.engine.begin() as conn:
                     insert_labels(conn, records, self.clock())
         with self.engine.begin() as conn:
+            row = q.cycle_row(conn, feature, at)
+            if row is not None and row["status"] == "done":
+                return outcome_from_row(row)
             return self._finish(conn, feature, settings, at, started)
+
+    def _begin(self, feature: str, settings: FeatureSettings, at: datetime) -> CycleOutcome | None:
+        """Start the cycle (draw and store its sample) unless it ran or started already."""
+        with self.engine.begin() as conn:
+            row = q.cycle_row(conn, feature, at)
+            if row is not None and row["status"] == "done":
+                return outcome_from_row(row)
+            if row is None:
+                later = q.cycle_rows(conn, feature)
+                if later and later[-1]["at"] > at:
+                    raise InputError(
+                        f"a later cycle of {feature!r} ran already (at {_iso(later[-1]['at'])}); "
+                        "cycles run in time order",
+                        field="--at",
+                    )
+                self._start(conn, feature, settings, at)
+        return None
 
     def _start(self, conn: Connection, feature: str, settings: FeatureSettings, at: datetime) -> None:
         start = at - timedelta(days=settings.window_days)
@@ -219,7 +241,8 @@ class CycleRunner:
             )
             result["baseline_version"] = baseline_row["version"]
             self._propose_baseline(conn, feature, baseline_row, row["window_start"], at, now)
-        history = [_facts(r) for r in done] + [this]
+        everything = [_facts(r) for r in done] + [this]
+        history = everything
         if baseline_row is not None:
             history = [c for c in history if c.at > baseline_row["window_end"]]
         previous_states = {
@@ -227,7 +250,9 @@ class CycleRunner:
         }
         override_row = q.active_override(conn, feature, at)
         override = (override_row["mode"], override_row["reason"]) if override_row else None
-        decision = decide(settings, baseline, history, previous_states, override, at)
+        decision = decide(
+            settings, baseline, history, previous_states, override, at, stale_history=everything
+        )
         alerts = tuple(
             Alert(s.trigger, s.scope, s.state, s.reason)
             for s in decision.states.values()

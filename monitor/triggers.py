@@ -344,12 +344,14 @@ def decide(
     previous: Mapping[tuple[str, str], TriggerState],
     override: tuple[str, str] | None,
     now: datetime,
+    stale_history: Sequence[CycleFacts] | None = None,
 ) -> Decision:
     """Move every trigger one cycle on, and say what the feature's mode is now."""
     conditions: dict[tuple[str, str], Condition] = {}
     escalate = baseline is None
-    if history:
-        conditions[("stale", "all")] = stale_condition(settings, history)
+    fed = stale_history if stale_history is not None else history
+    if fed:
+        conditions[("stale", "all")] = stale_condition(settings, fed)
     if baseline is not None and history:
         retrain = retrain_conditions(settings, baseline, history)
         run_start = None
@@ -383,5 +385,6 @@ def decide(
         mode, mode_reason = settings.fallback_mode, f"fallback: {fallback_state.reason}"
     if override is not None:
         mode, mode_reason = override[0], f"manual override: {override[1]}"
-    size = settings.max_sample_size if escalate else settings.sample_size
+    starved = ("stale", "all") in conditions and conditions[("stale", "all")].level != "ok"
+    size = settings.max_sample_size if escalate and not starved else settings.sample_size
     return Decision(states, transitions, mode, mode_reason, size)

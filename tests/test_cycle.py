@@ -327,3 +327,25 @@ def test_a_cycle_started_but_never_finished_is_finished_by_the_next_run(
     assert sample_ids(engine, at) == drawn
     assert row_counts(engine)["samples"] == counts["samples"]
     assert outcome.labelled == len(drawn) and outcome.pass_rate is not None
+
+
+def test_aiqm_cycle_snaps_to_the_schedule_and_refuses_to_run_backwards(
+    engine: Engine, store_url: str, tmp_path: Path, aiqm: CliRunner
+) -> None:
+    spec = HistorySpec(feature=FEATURE, weeks=4, volume=120, pass_rate=0.9, seed=5)
+    load(engine, spec, tmp_path)
+    env = {"AIQM_DATABASE_URL": store_url}
+    # An off-schedule time runs the cycle the schedule fired last (Monday 06:00), keyed by it.
+    off_schedule = cycle_time(2) + timedelta(days=2, hours=3)
+    first = aiqm("cycle", "--feature", FEATURE, "--at", off_schedule.isoformat(), env=env)
+    assert first.code == 0, first.err
+    assert json.loads(first.out)["at"] == cycle_time(2).strftime("%Y-%m-%dT%H:%M:%SZ")
+    again = aiqm(
+        "cycle", "--feature", FEATURE, "--at", (cycle_time(2) + timedelta(hours=1)).isoformat(), env=env
+    )
+    assert again.code == 0 and json.loads(again.out) == json.loads(first.out)
+    # An earlier cycle after a later one ran would rewrite the triggers with old history.
+    earlier = aiqm("cycle", "--feature", FEATURE, "--at", cycle_time(1).isoformat(), env=env)
+    assert earlier.code == 2 and "time order" in earlier.err and "Traceback" not in earlier.err
+    with engine.connect() as conn:
+        assert [row["at"] for row in q.cycle_rows(conn, FEATURE)] == [cycle_time(2)]
