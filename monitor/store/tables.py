@@ -91,6 +91,7 @@ labels = Table(
     Column("reason", Text),
     Column("ts", UTCDateTime(), nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
+    Column("review_seconds", Float),
     UniqueConstraint("feature", "output_id", "source"),
     Index(None, "feature", "received_at"),
 )
@@ -223,6 +224,52 @@ api_tokens = Table(
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime()),
+)
+
+
+review_flags = Table(
+    "review_flags",
+    metadata,
+    Column("pk", Id, primary_key=True, autoincrement=True),
+    Column("feature", String(64), nullable=False),
+    Column("output_id", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("flagged_by", String(200), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("resolved_at", UTCDateTime()),
+    Index(None, "feature", "at"),
+)
+
+judge_runs = Table(
+    "judge_runs",
+    metadata,
+    Column("pk", Id, primary_key=True, autoincrement=True),
+    Column("feature", String(64), nullable=False),
+    Column("cycle_at", UTCDateTime()),
+    Column("judge", String(128), nullable=False),
+    Column("output_id", String(200), nullable=False),
+    Column("verdict", String(8)),
+    Column("rationale", Text),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("latency_ms", Float),
+    Column("error", Text),
+    Column("at", UTCDateTime(), nullable=False),
+    Index(None, "feature", "cycle_at"),
+)
+
+notification_deliveries = Table(
+    "notification_deliveries",
+    metadata,
+    Column("pk", Id, primary_key=True, autoincrement=True),
+    Column("event_pk", BigInteger, nullable=False),
+    Column("sink", String(200), nullable=False),
+    Column("feature", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    UniqueConstraint("event_pk", "sink"),
 )
 
 
