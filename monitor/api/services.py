@@ -1,0 +1,37 @@
+"""What the daemon's routes and jobs share: the store, the settings, the cycle runner, the clock.
+
+Built once by the composition root (`monitor.app.build_services`) and handed to `create_app`,
+the scheduler and the review page; nothing here builds anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+
+from monitor.config import Settings
+from monitor.cycle import CycleRunner
+
+if TYPE_CHECKING:
+    from monitor.api.auth import TokenBook
+    from monitor.scheduler import FeatureScheduler
+
+__all__ = ["Services"]
+
+
+@dataclass
+class Services:
+    """The daemon's shared parts. `notifier` is a `monitor.notify.Notifier` (or None: no sinks)."""
+
+    engine: Engine
+    settings: Settings
+    runner: CycleRunner
+    clock: Callable[[], datetime]
+    tokens: TokenBook
+    session_secret: bytes
+    scheduler: FeatureScheduler | None = None
+    notifier: Any = None
