@@ -37,7 +37,7 @@ def proxy_powered_pass_rate(
     window_proxy_counts: Mapping[str, int],
     prediction: Mapping[str, float],
     confidence: float = 0.95,
-    max_gain: float = 10.0,
+    max_gain: float = 4.0,
     power: float | None = None,
 ) -> Estimate:
     y = np.asarray(verdicts, dtype=float)
