@@ -51,8 +51,32 @@ def fire_times(expression: str, after: datetime, until: datetime) -> Iterator[da
 def last_fire_time(
     expression: str, now: datetime, lookback: timedelta = timedelta(days=400)
 ) -> datetime | None:
-    """The latest time the schedule fired at or before `now`."""
-    latest = None
-    for moment in fire_times(expression, now - lookback, now):
-        latest = moment
-    return latest
+    """The latest time the schedule fired at or before `now` (None if not within `lookback`).
+
+    Looks back over growing spans (an hour, then 16 times longer each step), so that a
+    per-minute schedule does not walk through 400 days of minutes.
+    """
+    span = min(timedelta(hours=1), lookback)
+    while True:
+        latest = None
+        for moment in fire_times(expression, now - span, now):
+            latest = moment
+        if latest is not None or span >= lookback:
+            return latest
+        span = min(span * 16, lookback)
+
+
+def period(expression: str, now: datetime, fires: int = 8) -> timedelta:
+    """The longest gap between the schedule's next `fires` fire times after `now`."""
+    trigger = cron(expression)
+    moment = trigger.get_next_fire_time(None, now)
+    longest = timedelta(0)
+    for _ in range(fires):
+        if moment is None:
+            break
+        following = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
+        if following is None:
+            break
+        longest = max(longest, following - moment)
+        moment = following
+    return longest
