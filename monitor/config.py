@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -40,6 +40,156 @@ class DriftSettings(_Strict):
     )
 
 
+JUDGE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SCHEMA_KEYWORDS = frozenset(
+    {"type", "required", "properties", "enum", "items", "additionalProperties"}
+    | {"$schema", "$id", "title", "description", "default", "examples"}
+)
+"""The JSON Schema keywords the `json` judge checks (the rest are annotations it ignores)."""
+
+
+class _JudgeBase(_Strict):
+    name: str = Field("", description="labels come from `judge:<name>`; default: the kind")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_defaults_to_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name") and isinstance(data.get("kind"), str):
+            return {**data, "name": data["kind"]}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_source(cls, value: str) -> str:
+        import re
+
+        if not re.match(JUDGE_NAME_PATTERN, value):
+            raise ValueError(f"judge name {value!r} must match {JUDGE_NAME_PATTERN}")
+        return value
+
+
+class JsonJudgeSettings(_JudgeBase):
+    """Fails an output that is not valid JSON, or (with `schema`) does not match the schema."""
+
+    kind: Literal["json"]
+    json_schema: dict[str, Any] | None = Field(
+        None,
+        alias="schema",
+        description="a JSON Schema subset: type, required, properties, enum, items, additionalProperties",
+    )
+
+    @field_validator("json_schema")
+    @classmethod
+    def _supported_keywords(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            _check_schema_keywords(value, "schema")
+        return value
+
+
+def _check_schema_keywords(schema: Any, where: str) -> None:
+    """A keyword the judge would silently ignore is an error: the user must know it is not checked."""
+    if not isinstance(schema, dict):
+        raise ValueError(f"{where} must be a mapping")
+    unknown = sorted(set(schema) - SCHEMA_KEYWORDS)
+    if unknown:
+        raise ValueError(
+            f"{where}: unsupported JSON Schema keyword(s) {', '.join(unknown)}; "
+            f"supported: {', '.join(sorted(SCHEMA_KEYWORDS))}"
+        )
+    for key, sub in (schema.get("properties") or {}).items():
+        _check_schema_keywords(sub, f"{where}.properties.{key}")
+    if isinstance(schema.get("items"), dict):
+        _check_schema_keywords(schema["items"], f"{where}.items")
+
+
+class PatternJudgeSettings(_JudgeBase):
+    """Fails an output unless every `must` regex matches and no `must_not` regex does."""
+
+    kind: Literal["pattern"]
+    must: tuple[str, ...] = ()
+    must_not: tuple[str, ...] = ()
+    ignore_case: bool = False
+
+    @field_validator("must", "must_not")
+    @classmethod
+    def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return value
+
+
+class LengthJudgeSettings(_JudgeBase):
+    """Fails an output shorter than `min_chars` or longer than `max_chars` characters."""
+
+    kind: Literal["length"]
+    min_chars: int = Field(0, ge=0)
+    max_chars: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds_are_ordered(self) -> LengthJudgeSettings:
+        if self.max_chars is not None and self.max_chars < self.min_chars:
+            raise ValueError("max_chars must be at least min_chars")
+        return self
+
+
+class RefusalJudgeSettings(_JudgeBase):
+    """Fails an output that refuses ("I'm sorry, but I can't ..."): built-in phrases plus `extra`."""
+
+    kind: Literal["refusal"]
+    extra: tuple[str, ...] = Field((), description="more refusal phrases (case-insensitive substrings)")
+
+
+class LLMJudgeSettings(_JudgeBase):
+    """A model behind an OpenAI-compatible `POST {base_url}/chat/completions` grades by a rubric."""
+
+    kind: Literal["llm"]
+    base_url: str = Field("https://api.openai.com/v1", pattern=r"^https?://")
+    model: str = Field(min_length=1)
+    api_key_env: str = Field(
+        "", description="NAME of the environment variable holding the API key (empty: no key sent)"
+    )
+    rubric: str = Field(min_length=1, description="what a passing output is; the judge's system prompt")
+    timeout_seconds: float = Field(30.0, gt=0)
+    max_retries: int = Field(
+        3, ge=0, description="after the first try, on 429, 5xx, timeouts, network errors"
+    )
+    price_per_1k_input_tokens: float = Field(0.0, ge=0)
+    price_per_1k_output_tokens: float = Field(0.0, ge=0)
+    max_output_tokens: int = Field(400, ge=16)
+    json_mode: bool = Field(True, description="ask for response_format json_object (dropped if refused)")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_name_not_a_key(cls, value: str) -> str:
+        import re
+
+        if value and not re.match(ENV_NAME_PATTERN, value):
+            raise ValueError(
+                "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key itself"
+            )
+        return value
+
+
+JudgeSettings = Annotated[
+    JsonJudgeSettings | PatternJudgeSettings | LengthJudgeSettings | RefusalJudgeSettings | LLMJudgeSettings,
+    Field(discriminator="kind"),
+]
+
+
+class JudgeAgreementSettings(_Strict):
+    """When a judge disagrees with the humans enough to raise the `judge` trigger."""
+
+    kappa: float = Field(0.4, gt=-1, le=1, description="Cohen's kappa a judge must reach with the humans")
+    min_items: int = Field(20, ge=2, description="items both a human and the judge labelled, to fire")
+    cycles: int = Field(4, ge=1, description="the agreement pools the paired items of this many cycles")
+
+
 class FeatureSettings(_Strict):
     """Everything one feature's cycle needs; defaults are CONTRACT section 5's."""
 
@@ -67,6 +217,9 @@ class FeatureSettings(_Strict):
         30, ge=1, description="baseline labels a segment needs for a baseline of its own"
     )
     drift: DriftSettings = DriftSettings()
+    judges: tuple[JudgeSettings, ...] = Field((), description="rule and LLM judges of each drawn output")
+    judge_budget_usd: float = Field(5.0, ge=0, description="per cycle, over all the feature's judges")
+    judge_min_agreement: JudgeAgreementSettings = JudgeAgreementSettings()
     # The launch brief (printed by `aiqm brief`).
     user_role: str = ""
     allowed_actions: tuple[str, ...] = ()
@@ -88,7 +241,38 @@ class FeatureSettings(_Strict):
             raise ValueError("fallback_drop must be larger than retrain_drop")
         if self.max_sample_size < self.sample_size:
             raise ValueError("max_sample_size must be at least sample_size")
+        names = [judge.name for judge in self.judges]
+        if len(names) != len(set(names)):
+            raise ValueError("two judges of a feature have the same name (set `name` on one)")
         return self
+
+
+class WebhookSettings(_Strict):
+    """A sink for trigger transitions: generic JSON or a Slack-compatible incoming webhook."""
+
+    name: str = Field(pattern=JUDGE_NAME_PATTERN)
+    url: str = Field("", description="where to POST; a Slack URL is a secret: prefer url_env")
+    url_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$", description="env variable with the URL")
+    kind: Literal["json", "slack"] = "json"
+    features: tuple[str, ...] = Field((), description="only these features' transitions; empty: all")
+    max_attempts: int = Field(5, ge=1)
+    timeout_seconds: float = Field(10.0, gt=0)
+    backoff_seconds: float = Field(1.0, ge=0, description="first retry's wait; doubles each attempt")
+    max_age_hours: float = Field(
+        24.0, gt=0, description="older transitions, first seen by this sink, are recorded as skipped"
+    )
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookSettings:
+        if bool(self.url) == bool(self.url_env):
+            raise ValueError("set exactly one of url and url_env")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return self
+
+    def resolved_url(self) -> str:
+        """The URL to POST to (read from the environment at send time when `url_env` is set)."""
+        return self.url or os.environ.get(self.url_env, "")
 
 
 class TokenSettings(_Strict):
@@ -115,6 +299,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     server: ServerSettings = ServerSettings()
     tokens: tuple[TokenSettings, ...] = ()
+    webhooks: tuple[WebhookSettings, ...] = ()
     defaults: FeatureSettings = FeatureSettings()
     features: dict[str, FeatureSettings] = Field(default_factory=dict)
     config_file: Path | None = Field(None, exclude=True)
@@ -146,6 +331,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"feature name {name!r} must match {FEATURE_NAME_PATTERN}")
         return value
 
+    @field_validator("webhooks")
+    @classmethod
+    def _webhook_names(cls, value: tuple[WebhookSettings, ...]) -> tuple[WebhookSettings, ...]:
+        names = [hook.name for hook in value]
+        if len(names) != len(set(names)):
+            raise ValueError("two webhooks have the same name")
+        return value
+
     @property
     def resolved_database_url(self) -> str:
         """The store's URL: the configured one, or a SQLite file in the data directory."""
@@ -175,8 +368,9 @@ def _merge_feature_blocks(raw: dict[str, Any]) -> dict[str, Any]:
             merged[name] = block
             continue
         combined = {**defaults, **block}
-        if isinstance(defaults.get("drift"), dict) and isinstance(block.get("drift"), dict):
-            combined["drift"] = {**defaults["drift"], **block["drift"]}
+        for nested in ("drift", "judge_min_agreement"):
+            if isinstance(defaults.get(nested), dict) and isinstance(block.get(nested), dict):
+                combined[nested] = {**defaults[nested], **block[nested]}
         merged[name] = combined
     return {**raw, "features": merged}
 
