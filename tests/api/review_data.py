@@ -1,0 +1,156 @@
+"""What the review page's tests share: a store with a drawn sample, the daemon's services, tokens.
+
+The sample is drawn by the real cycle (`CycleRunner.run`), so the page reads what production
+writes. Some outputs carry hostile text (markup and SQL) in every field a reviewer sees.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import Engine, select
+
+from monitor.api.auth import TokenBook, create_token
+from monitor.api.services import Services
+from monitor.config import FeatureSettings, Settings
+from monitor.cycle import CycleRunner
+from monitor.records import LabelRecord, validate_output
+from monitor.store import review_queries as rq
+from monitor.store.tables import labels, review_flags
+from monitor.store.writes import insert_labels, insert_outputs
+
+FEATURE = "support-bot"
+OTHER = "summarizer"  # configured, but nothing logged: its page is empty
+CYCLE_AT = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # Monday 06:00, the default schedule
+SCRIPT = "<script>alert(1)</script>"
+SQL = "'; DROP TABLE labels;--"
+OUTPUTS = 6
+
+
+class Clock:
+    """A clock the test moves by hand (the page measures review time with it)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Tokens:
+    review: str
+    admin: str
+    read: str
+    ingest: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def output(index: int) -> dict[str, Any]:
+    """The `index`th logged output; the first two carry hostile text."""
+    ts = (CYCLE_AT - timedelta(days=6, hours=index)).isoformat().replace("+00:00", "Z")
+    record: dict[str, Any] = {
+        "id": f"out-{index}",
+        "feature": FEATURE,
+        "ts": ts,
+        "input": f"Customer question number {index}: where is my parcel?",
+        "output": f"Answer {index}: it ships tomorrow.",
+        "model_version": "gpt-x-2026-01",
+        "config_version": "prompt-v7",
+        "segment": {"language": "en" if index % 2 else "de"},
+        "signals": {"confidence": 0.5 + index / 20, "latency_ms": 800 + index},
+        "user_action": "accepted",
+    }
+    if index == 0:
+        record.update(input=SCRIPT, output=SQL, segment={"language": SCRIPT}, config_version=SQL)
+    if index == 1:
+        record.update(input={"question": SQL, "html": SCRIPT}, output=SCRIPT, model_version=SCRIPT)
+    return record
+
+
+def seed(engine: Engine, clock: Clock) -> Settings:
+    """Log the outputs, run the cycle that draws them all, add a judge's verdict; the settings."""
+    settings = Settings(
+        features={
+            FEATURE: FeatureSettings(owner="ana@example.com"),
+            OTHER: FeatureSettings(owner="bo@example.com"),
+        }
+    )
+    records = [validate_output(output(i)) for i in range(OUTPUTS)]
+    with engine.begin() as conn:
+        insert_outputs(conn, records, clock())
+    CycleRunner(engine, settings, clock).run(FEATURE, CYCLE_AT)
+    with engine.begin() as conn:
+        insert_labels(
+            conn,
+            [
+                LabelRecord(
+                    output_id="out-2",
+                    feature=FEATURE,
+                    verdict="fail",
+                    source="judge:rubric",
+                    score=0.2,
+                    reason=f"Promises a date it cannot know {SCRIPT}",
+                )
+            ],
+            clock(),
+        )
+    return settings
+
+
+def services_for(engine: Engine, settings: Settings, clock: Clock) -> Services:
+    return Services(
+        engine=engine,
+        settings=settings,
+        runner=CycleRunner(engine, settings, clock),
+        clock=clock,
+        tokens=TokenBook(settings, engine),
+        session_secret=secrets.token_bytes(32),
+    )
+
+
+def app_for(services: Services) -> FastAPI:
+    """The daemon's app (`create_app`) when it is there; else an app with just the review page."""
+    try:
+        from monitor.api.app import create_app
+    except ImportError:
+        from monitor.api.review import router
+
+        app = FastAPI()
+        app.state.services = services
+        app.include_router(router(services), prefix="/review")
+        return app
+    return create_app(services)
+
+
+def mint_tokens(engine: Engine, now: datetime) -> Tokens:
+    return Tokens(
+        review=create_token(engine, "rita reviewer", "review", now),
+        admin=create_token(engine, "ada", "admin", now),
+        read=create_token(engine, "otto", "read", now),
+        ingest=create_token(engine, "ian", "ingest", now),
+    )
+
+
+def human_labels(engine: Engine) -> dict[str, dict[str, Any]]:
+    """The stored human labels by output id."""
+    query = select(labels).where(labels.c.feature == FEATURE, labels.c.source_kind == "human")
+    with engine.connect() as conn:
+        return {row["output_id"]: dict(row) for row in conn.execute(query).mappings()}
+
+
+def flags(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(review_flags).order_by(review_flags.c.pk)).mappings()]
+
+
+def queue_ids(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [item.output_id for item in rq.queue(conn, FEATURE, CYCLE_AT)]
