@@ -49,6 +49,8 @@ heading for the full drop before anyone is paged. Tuned by backtests of slides a
 several sampler seeds: larger allowances miss a one-point-a-week slide for weeks longer."""
 ESCALATE_AT = 0.05
 """Share of the threshold at which the next cycle draws the larger sample."""
+SEGMENT_ESCALATE_AT = 0.3
+"""Segments see few labels each, so their watchers wander more: they ask for more labels later."""
 PENDING_AT = 0.5
 EXIT_AT = 0.25
 BASELINE_SHRINK = 0.5
@@ -57,7 +59,8 @@ FALLBACK_ALPHA = 0.05
 FALLBACK_WINDOWS = 8
 FALLBACK_EXIT_Z = 2.326  # leave fallback once the last two cycles are above the floor at 99%
 FALLBACK_PENDING_Z = 1.0
-SEGMENT_PRIOR_LABELS = 30
+SEGMENT_PRIOR_LABELS = 100
+SEGMENT_SHRINK = 1.0
 """A segment's own baseline is pulled towards the feature's by this many pseudo-labels."""
 
 
@@ -128,10 +131,10 @@ def _rate(x: float) -> str:
 
 
 def _cusum_for(
-    p0: float, n0: float, drop: float, threshold: float, allowance: float = ALLOWANCE
+    p0: float, shrink: float, drop: float, threshold: float, allowance: float = ALLOWANCE
 ) -> BernoulliCusum | None:
-    se = math.sqrt(p0 * (1 - p0) / n0) if n0 > 0 else 0.0
-    p0c = min(p0 - BASELINE_SHRINK * se, 1 - 0.5 / (n0 + 1)) - allowance * drop
+    """The detector for a baseline `p0`, lowered by `shrink` for the baseline's own error."""
+    p0c = min(p0 - shrink, 0.999) - allowance * drop
     if p0c - (1 - allowance) * drop <= 0.01:
         return None
     return BernoulliCusum(p0=p0c, delta=(1 - allowance) * drop, threshold=threshold, cap=2 * threshold)
@@ -148,12 +151,15 @@ def retrain_conditions(
         own = baseline.segments.get(scope)
         if scope != "all" and own is not None and own[1] >= settings.segment_min_labels:
             # Partial pooling: a segment's baseline from few labels is noisy, and a high one by
-            # chance would page someone; pull it towards the feature's baseline.
+            # chance would page someone; pull it towards the feature's baseline, and lower it by
+            # a whole standard error of its own labels.
             n0 = own[1] + SEGMENT_PRIOR_LABELS
             p0 = (own[0] * own[1] + baseline.pass_rate * SEGMENT_PRIOR_LABELS) / n0
+            shrink = SEGMENT_SHRINK * math.sqrt(own[0] * (1 - own[0]) / own[1]) if own[1] else 0.0
         else:
             p0, n0 = baseline.pass_rate, baseline.n_eff
-        detector = _cusum_for(p0, n0, settings.retrain_drop, threshold)
+            shrink = BASELINE_SHRINK * math.sqrt(p0 * (1 - p0) / n0) if n0 > 0 else 0.0
+        detector = _cusum_for(p0, shrink, settings.retrain_drop, threshold)
         if detector is None:
             continue
         counts = [
@@ -165,7 +171,7 @@ def retrain_conditions(
         path = detector.run(counts)
         statistic = path.last
         # A watcher with no allowance sees a drop building sooner: it only asks for more labels.
-        watcher = _cusum_for(p0, n0, settings.retrain_drop, threshold, allowance=0.0)
+        watcher = _cusum_for(p0, shrink, settings.retrain_drop, threshold, allowance=0.0)
         watch = watcher.run(counts).last if watcher else 0.0
         start = path.run_start[-1]
         recent = [c.quality[scope] for c in history[start:] if scope in c.quality]
@@ -357,7 +363,7 @@ def decide(
         run_start = None
         for scope, (condition, share, starts) in retrain.items():
             conditions[("retrain", scope)] = condition
-            escalate = escalate or share >= ESCALATE_AT
+            escalate = escalate or share >= (ESCALATE_AT if scope == "all" else SEGMENT_ESCALATE_AT)
             if scope == "all" and condition.evidence["statistic"] > 0:
                 run_start = starts[-1]
         fallback = fallback_condition(settings, baseline, history, run_start)
