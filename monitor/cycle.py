@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from monitor.config import FeatureSettings, Settings
 from monitor.drift import OutputColumns, PreparedReference, compare_columns, prepare_reference
 from monitor.errors import InputError
+from monitor.judges.agreement import JudgePairs, judge_pairs
 from monitor.quality import LabelledItem, ScopeQuality, cycle_quality
 from monitor.records import LabelRecord
 from monitor.sampling import Candidate, SamplingPlan, draw
@@ -219,8 +220,16 @@ class CycleRunner:
             "labels_received": received,
             "actions": actions,
         }
+        judges = _judges_of(conn, feature, at)
+        if judges:
+            result["judges"] = {name: pairs.to_json(settings.confidence) for name, pairs in judges.items()}
         this = CycleFacts(
-            at=at, outputs=outputs, human_labels_received=human, labels_received=received, quality=quality
+            at=at,
+            outputs=outputs,
+            human_labels_received=human,
+            labels_received=received,
+            quality=quality,
+            judges=judges,
         )
         baseline_row = baseline_row or self._adopt_default_baseline(
             conn, feature, settings, [*done, {**row, "result": result}], now
@@ -238,6 +247,7 @@ class CycleRunner:
                 quality=quality,
                 drifted=tuple(report.drifted),
                 drift_checked=True,
+                judges=judges,
             )
             result["baseline_version"] = baseline_row["version"]
             self._propose_baseline(conn, feature, baseline_row, row["window_start"], at, now)
@@ -340,6 +350,9 @@ class CycleRunner:
             quality = _quality_of(conn, feature, cycle_at, settings.confidence, actions, model)
             overall = quality.get("all")
             result = {**row["result"], "quality": {s: v.to_json() for s, v in quality.items()}}
+            judges = _judges_of(conn, feature, cycle_at)
+            if judges:  # humans label after the cycle: their agreement with the judges comes later too
+                result["judges"] = {name: p.to_json(settings.confidence) for name, p in judges.items()}
             row["result"] = result
             values = {
                 "labelled": overall.labelled if overall else 0,
@@ -460,6 +473,11 @@ def _quality_of(
     model: Mapping[str, float] | None = None,
 ) -> dict[str, ScopeQuality]:
     return cycle_quality(_labelled_items(q.sample_of(conn, feature, at)), confidence, actions, model)
+
+
+def _judges_of(conn: Connection, feature: str, at: datetime) -> dict[str, JudgePairs]:
+    """Per judge, its verdicts on the cycle's sample paired with the humans'."""
+    return judge_pairs(item.verdicts for item in q.sample_of(conn, feature, at))
 
 
 def action_counts(window: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
@@ -583,6 +601,7 @@ def _facts(row: Mapping[str, Any]) -> CycleFacts:
         quality=quality,
         drifted=tuple(result.get("drifted", ())),
         drift_checked="drift" in result,
+        judges={name: JudgePairs.from_json(data) for name, data in result.get("judges", {}).items()},
     )
 
 

@@ -16,6 +16,15 @@ same history gives the same answer.
 - `drift`: a cycle's signals drifted (significant after Benjamini-Hochberg and a large
   enough effect) for `cycles_to_fire` cycles in a row.
 - `stale`: `stale_cycles` cycles in a row with no human label received or no output.
+- `judge` (scope `judge:<name>`): a judge disagrees with the humans. The items that both a
+  human and the judge labelled pass or fail over the last `judge_min_agreement.cycles` cycles
+  are pooled and Cohen's kappa computed with its interval (at the feature's `confidence`). It
+  fires once at least `min_items` items are paired and the interval's upper bound is below
+  `kappa` (the judge is shown to fall short, not just one noisy week); pending while the point
+  estimate is below with too few items or too wide an interval. It resolves once the pooled
+  kappa is back at `kappa` or above on at least `min_items` items, or once the judge has given
+  no verdict for those cycles (it was removed). Kappa, not raw agreement: a judge that says
+  `pass` to everything agrees with humans 90% of the time on a 90% feature, and its kappa is 0.
 
 States: ok (not listed), pending, firing, resolved. Entering `firing` and leaving it use
 different conditions, and a resolved trigger waits `cooldown_cycles` before it may fire
@@ -32,6 +41,7 @@ from statistics import NormalDist
 from typing import Any, Literal
 
 from monitor.config import FeatureSettings
+from monitor.judges.agreement import JudgePairs
 from monitor.quality import ScopeQuality
 from monitor.stats.sequential import BernoulliCusum
 
@@ -84,6 +94,8 @@ class CycleFacts:
     quality: Mapping[str, ScopeQuality]
     drifted: Sequence[str] = ()
     drift_checked: bool = False
+    judges: Mapping[str, JudgePairs] = field(default_factory=dict)
+    """Per judge name, its verdicts paired with the humans' on the cycle's sample."""
 
 
 @dataclass(frozen=True)
@@ -311,6 +323,55 @@ def drift_condition(settings: FeatureSettings, history: Sequence[CycleFacts]) ->
     )
 
 
+JUDGE_PENDING_ITEMS = 10
+"""Paired items before a judge whose kappa looks low is shown as pending."""
+
+
+def judge_conditions(settings: FeatureSettings, history: Sequence[CycleFacts]) -> dict[str, Condition]:
+    """Per judge: does it agree with the humans? (see the module's docstring for the rule)."""
+    rule = settings.judge_min_agreement
+    recent = history[-rule.cycles :]
+    names = sorted({name for cycle in history for name in cycle.judges})
+    out: dict[str, Condition] = {}
+    for name in names:
+        pooled = sum((c.judges.get(name, JudgePairs()) for c in recent), JudgePairs())
+        summary = pooled.summary(settings.confidence)
+        evidence: dict[str, Any] = {
+            **summary,
+            "judged": pooled.judged,
+            "threshold": rule.kappa,
+            "min_items": rule.min_items,
+            "cycles": len(recent),
+        }
+        n, kappa, low, high = pooled.n, summary["kappa"], summary["low"], summary["high"]
+        enough = n >= rule.min_items
+        if pooled.judged == 0:
+            reason = f"judge {name} gave no verdict in the last {len(recent)} cycle(s)"
+            out[name] = Condition("ok", True, reason, evidence)
+        elif n == 0:
+            reason = f"no item of the last {len(recent)} cycle(s) has both a human and a {name} verdict"
+            out[name] = Condition("ok", False, reason, evidence)
+        elif kappa is None:  # both said the same single verdict on every item: full agreement
+            reason = f"judge {name} and the humans agree on all {n} items (all one verdict)"
+            out[name] = Condition("ok", enough, reason, evidence)
+        else:
+            level: Level = (
+                "firing"
+                if enough and high < rule.kappa
+                else "pending"
+                if kappa < rule.kappa and n >= min(JUDGE_PENDING_ITEMS, rule.min_items)
+                else "ok"
+            )
+            reason = (
+                f"judge {name} agrees with the humans on {_rate(summary['agreement'])} of {n} items "
+                f"over the last {len(recent)} cycle(s); Cohen's kappa {kappa:.2f} [{low:.2f}, {high:.2f}] "
+                f"against {rule.kappa:.2f} required"
+                + ("" if enough else f" (fires from {rule.min_items} items)")
+            )
+            out[name] = Condition(level, enough and kappa >= rule.kappa, reason, evidence)
+    return out
+
+
 def step(
     previous: TriggerState | None,
     trigger: str,
@@ -358,6 +419,8 @@ def decide(
     fed = stale_history if stale_history is not None else history
     if fed:
         conditions[("stale", "all")] = stale_condition(settings, fed)
+        for name, condition in judge_conditions(settings, fed).items():
+            conditions[("judge", f"judge:{name}")] = condition
     if baseline is not None and history:
         retrain = retrain_conditions(settings, baseline, history)
         run_start = None
