@@ -1,11 +1,31 @@
-"""The composition root: the one place that builds engines (and, later, schedulers and the API)."""
+"""The composition root: the one place that builds engines, the scheduler and the HTTP app."""
 
 from __future__ import annotations
+
+import logging
+import secrets
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Generator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from monitor.config import Settings
+from monitor.errors import MonitorError
 from monitor.store.engine import make_engine, migrate
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from monitor.api.services import Services
+    from monitor.cycle import Labeller
+
+log = logging.getLogger("monitor.serve")
 
 
 def open_store(settings: Settings) -> Engine:
@@ -13,3 +33,146 @@ def open_store(settings: Settings) -> Engine:
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     return engine
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    clock: Callable[[], datetime] = _now,
+    labellers: Sequence[Labeller] = (),
+    scheduler: bool = True,
+    notifier: Any = None,
+) -> Services:
+    """The daemon's services over the configured store (or `engine`), with a scheduler unless told not."""
+    from monitor.api.auth import TokenBook
+    from monitor.api.services import Services
+    from monitor.cycle import CycleRunner
+    from monitor.scheduler import FeatureScheduler
+
+    engine = engine if engine is not None else open_store(settings)
+    services = Services(
+        engine=engine,
+        settings=settings,
+        runner=CycleRunner(engine, settings, clock, labellers=labellers),
+        clock=clock,
+        tokens=TokenBook(settings, engine),
+        session_secret=secrets.token_bytes(32),  # sessions end when the daemon restarts
+        notifier=notifier,
+    )
+    if scheduler:
+        services.scheduler = FeatureScheduler(services)
+    return services
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: any free one), or a MonitorError saying why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise MonitorError(f"cannot listen on {host}:{port}: {exc}") from None
+    family, kind, proto, _name, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise MonitorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def configure_logging() -> None:
+    """Log lines to standard error: time, level, logger, message (never a token or a password)."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_aiqm", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._aiqm = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _server_class() -> type[uvicorn.Server]:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, minus re-raising SIGTERM after a graceful stop (so `serve` returns 0)."""
+
+        @contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
+def serve(
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    services: Services | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> int:
+    """`aiqm serve`: the scheduler and the HTTP API until SIGTERM or Ctrl-C; 0 after a clean stop.
+
+    On SIGTERM the daemon stops taking requests and jobs, lets a running cycle finish, and exits.
+    `on_ready(url)` is called once the socket listens (before the app has started).
+    """
+    import uvicorn
+
+    from monitor.api.app import create_app
+
+    configure_logging()
+    sock = listen(host or settings.server.host, settings.server.port if port is None else port)
+    url = base_url(sock)
+    services = services if services is not None else build_services(settings)
+    try:
+        app = create_app(services)
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=True,
+            lifespan="on",
+            timeout_graceful_shutdown=15,
+            server_header=False,
+        )
+        server = _server_class()(config)
+        log.info(
+            "serving on %s (store %s, %d configured token(s))",
+            url,
+            services.engine.url.render_as_string(hide_password=True),
+            len(settings.tokens),
+        )
+        if on_ready is not None:
+            on_ready(url)
+        server.run(sockets=[sock])
+        if not server.started:
+            raise MonitorError("the daemon did not start (see the log above)")
+        log.info("stopped")
+    finally:
+        sock.close()
+        services.engine.dispose()
+    return 0

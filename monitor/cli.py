@@ -191,6 +191,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(weeks=args.weeks, data_dir=args.data_dir, serve=not args.no_serve, port=args.port)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from monitor.app import serve
+    from monitor.config import load_settings
+
+    return serve(load_settings(args.config), args.host, args.port)
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from monitor.api.auth import create_token
+    from monitor.app import open_store
+    from monitor.config import load_settings
+
+    engine = open_store(load_settings(args.config))
+    token = create_token(engine, args.name, args.role, _now())
+    print(token)
+    _err(
+        f"token {args.name!r} with role {args.role!r} created; it is shown only this once "
+        "(the store keeps its sha256). Send it as: Authorization: Bearer <token>"
+    )
+    return EXIT_OK
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from monitor.api.auth import revoke_token
+    from monitor.app import open_store
+    from monitor.config import load_settings
+
+    if not revoke_token(open_store(load_settings(args.config)), args.name, _now()):
+        raise NotFound(f"no token named {args.name!r} (or it was revoked already)")
+    _err(f"token {args.name!r} revoked")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aiqm", description="Quality-drift monitoring for AI features.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -258,6 +291,25 @@ def build_parser() -> argparse.ArgumentParser:
     baseline_list.add_argument("--feature", required=True)
     baseline_list.add_argument("--json", action="store_true")
     config_option(baseline_list)
+
+    serve = add("serve", cmd_serve, "the daemon: scheduler, HTTP API and review page")
+    serve.add_argument("--host", default=None, help="address to listen on (default: server.host, 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, default=None, help="port (default: server.port, 8000; 0: any free)"
+    )
+    config_option(serve)
+
+    token = add("token", lambda _a: EXIT_USAGE, "API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="SUBCOMMAND")
+    token_create = add(
+        "create", cmd_token_create, "mint a token; prints it once on standard output", token_sub
+    )
+    token_create.add_argument("--role", required=True, choices=("ingest", "review", "read", "admin"))
+    token_create.add_argument("--name", required=True, help="who or what holds it (unique)")
+    config_option(token_create)
+    token_revoke = add("revoke", cmd_token_revoke, "revoke a token made by `aiqm token create`", token_sub)
+    token_revoke.add_argument("--name", required=True)
+    config_option(token_revoke)
 
     status = add("status", cmd_status, "each feature's mode, triggers and last metrics")
     status.add_argument("--json", action="store_true")

@@ -1,21 +1,279 @@
-"""The daemon's scheduler: one cron job per feature, kept in the store (being built: issue 5)."""
+"""The daemon's scheduler: one cron job per feature, kept in the store so that restarts resume it.
+
+APScheduler 3's `BackgroundScheduler` keeps its jobs in the same database as everything else
+(its own table, `aiqm_scheduler_jobs`), one job per feature, id `cycle:<feature>`, on the
+feature's cron schedule (UTC, standard weekday numbering via `monitor.schedule.cron`).
+
+Exactly once across restarts
+    A job's next run time is stored. When the daemon was down over a scheduled time, the stored
+    time is in the past at the next start, and APScheduler runs the job once: `coalesce` folds
+    several missed times into one, and the misfire grace of one period (the longest gap between
+    the schedule's fire times) means the latest missed time is always within grace. That is why
+    jobs are never re-added on start (re-adding with `replace_existing=True` would compute a
+    fresh next run time in the future and silently drop the missed run): a job that exists keeps
+    its next run time; only its schedule, grace or arguments are updated when the config changed.
+    A cycle interrupted by a crash (its row still `running`) is finished at the next start. The
+    job runs the cycle due at the time it runs (`last_fire_time`), and a cycle is idempotent per
+    (feature, scheduled time), so a run that happens twice anyway changes nothing.
+
+Never two cycles of one feature at once: `max_instances=1`, and a per-feature lock in case a
+job and a manual run meet. `shutdown(wait=True)` stops taking jobs and lets a running cycle
+finish (the daemon calls it on SIGTERM).
+
+Jobs in the store refer to the function `run_scheduled_cycle` and to `(key, feature)`, where
+`key` names the running `FeatureScheduler` of this process for that store (jobs are pickled:
+the scheduler itself cannot be stored in them).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+import logging
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import select
+
+from monitor.errors import InputError
+from monitor.schedule import cron, last_fire_time, period
+from monitor.store.cycle_queries import feature_names
+from monitor.store.tables import cycles
 
 if TYPE_CHECKING:
     from monitor.api.services import Services
+    from monitor.cycle import CycleOutcome
 
-__all__ = ["FeatureScheduler"]
+__all__ = ["JOBS_TABLE", "FeatureScheduler", "job_id", "run_scheduled_cycle"]
+
+log = logging.getLogger(__name__)
+
+JOBS_TABLE = "aiqm_scheduler_jobs"
+SYNC_SECONDS = 60  # how often features that appeared in the store (say by `aiqm ingest`) get jobs
+_REGISTRY: dict[str, FeatureScheduler] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def job_id(feature: str) -> str:
+    return f"cycle:{feature}"
+
+
+def run_scheduled_cycle(key: str, feature: str) -> None:
+    """What a stored job calls: the feature's due cycle, on the scheduler of this process."""
+    with _REGISTRY_LOCK:
+        scheduler = _REGISTRY.get(key)
+    if scheduler is None:
+        log.error("no running scheduler for job %s (key %s); skipped", job_id(feature), key)
+        return
+    scheduler.run_due(feature)
 
 
 class FeatureScheduler:
-    """Runs each feature's cycle on its schedule (APScheduler 3, job store in the same database)."""
+    """Runs each feature's cycle on its schedule; see the module's docstring."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(
+        self, services: Services, *, sync_seconds: float = SYNC_SECONDS, max_workers: int = 4
+    ) -> None:
         self.services = services
+        url = services.engine.url.render_as_string(hide_password=False)
+        self.key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+        self.sync_seconds = sync_seconds
+        self._locks: dict[str, threading.Lock] = {}
+        self._known: frozenset[str] = frozenset()
+        self._locks_guard = threading.Lock()
+        self._scheduler = BackgroundScheduler(
+            jobstores={
+                "default": SQLAlchemyJobStore(engine=services.engine, tablename=JOBS_TABLE),
+                "memory": MemoryJobStore(),
+            },
+            executors={"default": ThreadPoolExecutor(max_workers=max_workers)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=UTC,
+        )
+
+    # ------------------------------------------------------------------ life cycle
 
     @property
     def running(self) -> bool:
-        return False
+        """Whether jobs are being run (started and not shut down)."""
+        return bool(self._scheduler.running)
+
+    def start(self) -> None:
+        """Load the stored jobs, add the missing ones, then start running them (missed ones first)."""
+        with _REGISTRY_LOCK:
+            other = _REGISTRY.get(self.key)
+            if other is not None and other is not self and other.running:
+                raise RuntimeError("another scheduler of this process runs on the same store")
+            _REGISTRY[self.key] = self
+        self._scheduler.start(paused=True)
+        try:
+            self.sync()
+            self._finish_interrupted()
+            self._scheduler.add_job(
+                self.sync,
+                "interval",
+                seconds=self.sync_seconds,
+                id="aiqm:sync",
+                jobstore="memory",
+                replace_existing=True,
+            )
+        except BaseException:
+            self.shutdown(wait=False)
+            raise
+        self._scheduler.resume()
+        log.info("scheduler started with %d feature job(s)", len(self.jobs()))
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop taking jobs; with `wait`, let a running cycle finish first."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=wait)
+        with _REGISTRY_LOCK:
+            if _REGISTRY.get(self.key) is self:
+                del _REGISTRY[self.key]
+
+    # ------------------------------------------------------------------ jobs
+
+    def jobs(self) -> dict[str, Any]:
+        """The stored feature jobs by feature name (APScheduler `Job`s)."""
+        return {
+            job.args[1]: job
+            for job in self._scheduler.get_jobs(jobstore="default")
+            if job.id.startswith("cycle:") and len(job.args) == 2
+        }
+
+    def next_run_time(self, feature: str) -> datetime | None:
+        job = self._scheduler.get_job(job_id(feature), jobstore="default")
+        return None if job is None else job.next_run_time
+
+    def ensure(self, features: Iterable[str]) -> None:
+        """Give features just seen (say in an ingested batch) their jobs, if they have none yet."""
+        new = set(features) - self._known
+        if new and self.running:
+            self.sync(new)
+
+    def sync(self, features: Iterable[str] = ()) -> None:
+        """Give every feature (the config's, the store's, and `features`) its job; keep existing ones.
+
+        A job that exists keeps its next run time, so a run missed while the daemon was down
+        still runs; when the feature's schedule changed, the job takes the new one (and its next
+        run time is the new schedule's, unless a missed run is waiting).
+        """
+        try:
+            with self.services.engine.connect() as conn:
+                stored = set(feature_names(conn))
+        except Exception:
+            log.exception("cannot read the store's features; jobs unchanged")
+            return
+        wanted = sorted({*self.services.settings.features, *stored, *features})
+        existing = self.jobs()
+        now = datetime.now(UTC)
+        for feature in wanted:
+            expression = self.services.settings.feature(feature).schedule
+            trigger = cron(expression)
+            grace = max(60, int(period(expression, now).total_seconds()))
+            job = existing.get(feature)
+            if job is None:
+                self._scheduler.add_job(
+                    run_scheduled_cycle,
+                    trigger,
+                    args=(self.key, feature),
+                    id=job_id(feature),
+                    name=f"cycle of {feature} ({expression})",
+                    jobstore="default",
+                    misfire_grace_time=grace,
+                    coalesce=True,
+                    max_instances=1,
+                    replace_existing=False,
+                )
+                log.info("scheduled %s: %s UTC", feature, expression)
+                continue
+            changes: dict[str, Any] = {}
+            if str(job.trigger) != str(trigger):
+                changes["trigger"] = trigger
+                changes["name"] = f"cycle of {feature} ({expression})"
+                if job.next_run_time is None or job.next_run_time > now:
+                    changes["next_run_time"] = trigger.get_next_fire_time(None, now)
+            if tuple(job.args) != (self.key, feature):
+                changes["args"] = (self.key, feature)
+            if job.misfire_grace_time != grace:
+                changes["misfire_grace_time"] = grace
+            if changes:
+                self._scheduler.modify_job(job.id, jobstore="default", **changes)
+                log.info("updated the job of %s: %s", feature, ", ".join(sorted(changes)))
+        self._known = frozenset(wanted)
+
+    def _finish_interrupted(self) -> None:
+        """A feature whose latest due cycle was left `running` (a crash) runs it again at start."""
+        now = datetime.now(UTC)
+        with self.services.engine.connect() as conn:
+            unfinished = {
+                (feature, at)
+                for feature, at in conn.execute(
+                    select(cycles.c.feature, cycles.c.at).where(cycles.c.status == "running")
+                )
+            }
+        for feature, job in self.jobs().items():
+            due = self._due(feature, now)
+            if due is not None and (feature, due) in unfinished:
+                if job.next_run_time is None or job.next_run_time > now:
+                    self._scheduler.modify_job(job.id, jobstore="default", next_run_time=now)
+                log.info("the cycle of %s at %s was interrupted; finishing it", feature, due.isoformat())
+
+    def _due(self, feature: str, now: datetime) -> datetime | None:
+        expression = self.services.settings.feature(feature).schedule
+        return last_fire_time(
+            expression, now, lookback=max(period(expression, now), timedelta(minutes=1)) * 2
+        )
+
+    # ------------------------------------------------------------------ running a cycle
+
+    def _lock(self, feature: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(feature, threading.Lock())
+
+    def run_due(self, feature: str) -> CycleOutcome | None:
+        """Run the feature's cycle due now (the schedule's latest time), then deliver notifications.
+
+        Never raises: a failing cycle is logged, and the next scheduled time tries again.
+        """
+        lock = self._lock(feature)
+        if not lock.acquire(blocking=False):
+            log.warning("the cycle of %s is still running; this run is skipped", feature)
+            return None
+        try:
+            at = self._due(feature, self.services.clock())
+            if at is None:
+                return None
+            outcome = self.services.runner.run(feature, at)
+            alerts = ", ".join(f"{a.trigger}[{a.scope}]={a.state}" for a in outcome.alerts) or "none"
+            log.info(
+                "cycle %s at %s done: mode=%s, %d outputs, %d sampled, alerts: %s",
+                feature,
+                at.isoformat(),
+                outcome.mode,
+                outcome.outputs,
+                outcome.sampled,
+                alerts,
+            )
+            notifier = self.services.notifier
+            if notifier is not None:
+                try:
+                    notifier.deliver_new(feature)
+                except Exception:
+                    log.exception(
+                        "notifications of %s failed; they are retried after the next cycle", feature
+                    )
+            return outcome
+        except InputError as exc:
+            log.warning("cycle %s not run: %s", feature, exc)
+            return None
+        except Exception:
+            log.exception("cycle %s failed", feature)
+            return None
+        finally:
+            lock.release()

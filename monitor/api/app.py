@@ -1,0 +1,146 @@
+"""The FastAPI app: CONTRACT section 4's routes over the daemon's `Services`.
+
+`create_app(services)` builds it; `monitor.app` (the composition root) builds the services and
+serves it. The app's lifespan starts the scheduler (when the services have one) and, on
+shutdown, stops it, letting a running cycle finish. Errors never reach a client as a
+traceback: a store that cannot be reached is 503, anything unexpected 500 with no details.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import monitor
+from monitor.api import batches, features, ofrep
+from monitor.api.problems import ApiError
+from monitor.api.review import router as review_router
+from monitor.api.services import Services
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+The ai-quality-monitor daemon. Authenticate with `Authorization: Bearer <token>`; tokens have
+one role (`ingest`, `review`, `read`, `admin`; `admin` may do everything). A missing or unknown
+token is 401, a token whose role may not do this 403. Batches of records are stored whole or
+not at all: 422 lists every bad record by index and field. Bodies over the size limit and
+batches over the record limit are 413.
+"""
+
+
+class BodyLimit:
+    """Refuses (413) a request whose declared Content-Length is over the limit, before reading it."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                    response = JSONResponse(
+                        {"detail": f"the body is larger than {self.limit} bytes"}, status_code=413
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
+    return ".".join(parts)
+
+
+def create_app(services: Services) -> FastAPI:
+    """The daemon's HTTP app over `services` (which `require` finds on `app.state.services`)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        scheduler = services.scheduler
+        started = False
+        if scheduler is not None and not scheduler.running:
+            await run_in_threadpool(scheduler.start)
+            started = True
+        try:
+            yield
+        finally:
+            if started and scheduler is not None:
+                log.info("stopping the scheduler (a running cycle finishes first)")
+                await anyio.to_thread.run_sync(scheduler.shutdown, True)
+
+    app = FastAPI(
+        title="ai-quality-monitor",
+        version=monitor.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.add_middleware(BodyLimit, limit=services.settings.server.max_body_bytes)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in exc.errors()
+        ]
+        return JSONResponse({"errors": errors}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    async def _store_down(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("store error: %s", type(exc).__name__, exc_info=exc)
+        return JSONResponse({"detail": "the store is unavailable; try again"}, status_code=503)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error", exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Readiness: the store answers and the scheduler runs",
+        responses={503: {"description": "not ready; the body says which part"}},
+    )
+    def readyz() -> JSONResponse:
+        store = "ok"
+        try:
+            with services.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.warning("readiness: the store does not answer (%s)", type(exc).__name__)
+            store = "unreachable"
+        scheduler = services.scheduler
+        running = "running" if scheduler is not None and scheduler.running else "stopped"
+        ready = store == "ok" and running == "running"
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "store": store, "scheduler": running},
+            status_code=200 if ready else 503,
+        )
+
+    app.include_router(batches.router(services))
+    app.include_router(features.router(services))
+    app.include_router(ofrep.router(services))
+    app.include_router(review_router(services), prefix="/review")
+    return app

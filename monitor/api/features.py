@@ -1,0 +1,156 @@
+"""A feature's mode for the app, and the off switch.
+
+`GET /v1/features/{feature}/status` (role `read`) is what the AI app polls to degrade
+gracefully; `GET /v1/features` lists them all. `POST /v1/features/{feature}/override` (role
+`admin`) sets the mode by hand with a reason and an optional `until`; the mode changes at once
+(and every later cycle keeps it while the override lasts). `{"mode": null}` or
+`DELETE /v1/features/{feature}/override` ends it: the triggers decide the mode again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from monitor.api.auth import Principal, require
+from monitor.api.batches import BodyTooLarge, read_body
+from monitor.api.modes import FeatureMode, known_features, mode_of, trigger_mode
+from monitor.api.problems import ApiError, unprocessable
+from monitor.api.schemas import FeatureList, FeatureStatus, OverrideIn
+from monitor.api.services import Services
+from monitor.errors import InputError
+from monitor.records import loads
+from monitor.store import cycle_queries as q
+from monitor.store import feature_queries as fq
+from monitor.store.writes import ensure_feature
+
+__all__ = ["router"]
+
+
+def _not_found(feature: str) -> HTTPException:
+    return HTTPException(status_code=404, detail=f"no feature {feature!r}")
+
+
+def feature_mode(services: Services, feature: str) -> FeatureMode:
+    with services.engine.connect() as conn:
+        found = mode_of(conn, services.settings, feature, services.clock())
+    if found is None:
+        raise _not_found(feature)
+    return found
+
+
+def set_override(services: Services, feature: str, body: OverrideIn, caller: Principal) -> FeatureMode:
+    """Store the override (or end it) and set the feature's mode at once."""
+    now = services.clock()
+    with services.engine.begin() as conn:
+        if mode_of(conn, services.settings, feature, now) is None:
+            raise _not_found(feature)
+        ensure_feature(conn, feature, now)
+        fq.clear_overrides(conn, feature, now)
+        if body.mode is None:
+            mode, reason = trigger_mode(q.trigger_state_rows(conn, feature), services.settings, feature)
+            q.set_feature_mode(conn, feature, mode, reason or f"override cleared by {caller.name}", now)
+        else:
+            fq.add_override(conn, feature, body.mode, body.reason, now, until=body.until, set_by=caller.name)
+            q.set_feature_mode(conn, feature, body.mode, f"manual override: {body.reason}", now)
+        found = mode_of(conn, services.settings, feature, now)
+    assert found is not None
+    return found
+
+
+def parse_override(raw: bytes) -> OverrideIn:
+    """The override request (any content type: the body is read as JSON), or a 422."""
+    try:
+        data = loads(raw)
+    except InputError as exc:
+        raise unprocessable("", f"the body is not JSON: {exc.message}") from None
+    try:
+        return OverrideIn.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise ApiError(422, {"errors": errors}) from None
+
+
+def _checked(body: OverrideIn, services: Services) -> OverrideIn:
+    if body.mode is not None and not body.reason.strip():
+        raise unprocessable("reason", "is required when setting a mode (say why, for the people who see it)")
+    if body.until is not None:
+        if body.until.tzinfo is None:
+            raise unprocessable("until", "must carry a time zone (RFC 3339, e.g. 2026-03-02T06:00:00Z)")
+        if body.mode is None:
+            raise unprocessable("until", "only goes with a mode")
+        if body.until <= services.clock():
+            raise unprocessable("until", "is in the past")
+        body = body.model_copy(update={"until": body.until.astimezone(UTC)})
+    return body
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or unknown token"},
+    403: {"description": "the token's role may not do this"},
+    404: {"description": "no such feature (neither in the store nor in the config)"},
+}
+
+
+def router(services: Services) -> APIRouter:
+    routes = APIRouter(tags=["features"])
+
+    @routes.get(
+        "/v1/features", response_model=FeatureList, responses=_RESPONSES, summary="Every feature's mode"
+    )
+    def list_features(_caller: Annotated[Principal, Depends(require("read"))]) -> dict[str, Any]:
+        now = services.clock()
+        with services.engine.connect() as conn:
+            found = [
+                mode_of(conn, services.settings, name, now)
+                for name in known_features(conn, services.settings)
+            ]
+        return {"features": [item.to_json() for item in found if item is not None]}
+
+    @routes.get(
+        "/v1/features/{feature}/status",
+        response_model=FeatureStatus,
+        responses=_RESPONSES,
+        summary="The feature's mode, its pending and firing triggers, why and since when",
+    )
+    def status(feature: str, _caller: Annotated[Principal, Depends(require("read"))]) -> dict[str, Any]:
+        return feature_mode(services, feature).to_json()
+
+    @routes.post(
+        "/v1/features/{feature}/override",
+        response_model=FeatureStatus,
+        responses={**_RESPONSES, 422: {"description": 'a bad body: `{"errors": [{"field", "message"}]}`'}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": OverrideIn.model_json_schema()}},
+            }
+        },
+        summary="Set the mode by hand (the off switch); mode null ends the override",
+    )
+    async def override(
+        feature: str, request: Request, caller: Annotated[Principal, Depends(require("admin"))]
+    ) -> dict[str, Any]:
+        try:
+            raw = await read_body(request, services.settings.server.max_body_bytes)
+        except BodyTooLarge as exc:
+            raise ApiError(413, {"detail": str(exc)}) from None
+        body = _checked(parse_override(raw), services)
+        return (await run_in_threadpool(set_override, services, feature, body, caller)).to_json()
+
+    @routes.delete(
+        "/v1/features/{feature}/override",
+        response_model=FeatureStatus,
+        responses=_RESPONSES,
+        summary="End the feature's override: the triggers decide the mode again",
+    )
+    def clear_override(
+        feature: str, caller: Annotated[Principal, Depends(require("admin"))]
+    ) -> dict[str, Any]:
+        return set_override(services, feature, OverrideIn(mode=None), caller).to_json()
+
+    return routes
