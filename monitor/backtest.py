@@ -18,6 +18,7 @@ from monitor.config import Settings
 from monitor.cycle import CycleRunner
 from monitor.errors import InputError
 from monitor.ingest import LABELS, OUTPUTS, import_file, read_records
+from monitor.judges import build_labellers
 from monitor.records import LabelRecord
 from monitor.schedule import fire_times
 from monitor.store import cycle_queries as q
@@ -83,7 +84,9 @@ def run_backtest(
             bad = summary.bad_lines[0]
             raise InputError(bad.message, source=outputs_path, line=bad.line, field=bad.field)
         reviewers = RecordedReviewers.from_file(labels_path)
-        runner = CycleRunner(engine, settings, clock, labellers=[reviewers], seed=seed)
+        # The rule judges run as in production; LLM judges do not (a replay must not spend).
+        judges = build_labellers(settings, engine, clock, llm=False)
+        runner = CycleRunner(engine, settings, clock, labellers=[reviewers, *judges], seed=seed)
         result: dict[str, Any] = {"features": {}}
         with engine.connect() as conn:
             rows = [q.feature_row(conn, name) for name in q.feature_names(conn)]

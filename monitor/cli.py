@@ -8,9 +8,14 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.errors import ConfigError, InputError, MonitorError, NotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from monitor.config import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -101,6 +106,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     from monitor.app import open_store
     from monitor.config import load_settings
     from monitor.cycle import CycleRunner
+    from monitor.judges import build_labellers
     from monitor.records import parse_ts
     from monitor.schedule import last_fire_time
     from monitor.store.cycle_queries import feature_names
@@ -112,7 +118,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
         names = [args.feature] if args.feature else feature_names(conn)
         if args.feature and args.feature not in feature_names(conn):
             raise NotFound(f"no feature {args.feature!r} in the store")
-    runner = CycleRunner(engine, settings, _now)
+    runner = CycleRunner(engine, settings, _now, labellers=build_labellers(settings, engine, _now))
     for name in names:
         at = last_fire_time(settings.feature(name).schedule, now)
         if at is None:
@@ -120,7 +126,22 @@ def cmd_cycle(args: argparse.Namespace) -> int:
             continue
         outcome = runner.run(name, at)
         print(json.dumps({"feature": name, **outcome.to_json()}))
+    if settings.webhooks:
+        _notify(engine, settings, args.feature)
     return EXIT_OK
+
+
+def _notify(engine: Engine, settings: Settings, feature: str | None) -> None:
+    """Deliver the transitions the cycles made (and any left over) to the webhooks; notes on stderr."""
+    import httpx
+
+    from monitor.notify import Notifier
+
+    with httpx.Client() as http:
+        for result in Notifier(engine, settings, http, _now).deliver_new(feature):
+            note = f"; {result.error}" if result.error else ""
+            what = f"{result.feature} {result.trigger}[{result.scope}] -> {result.to_state}"
+            _err(f"webhook {result.sink}: {what}: {result.status} after {result.attempts} attempt(s){note}")
 
 
 def _baseline_line(feature: str, row: dict[str, Any]) -> str:
