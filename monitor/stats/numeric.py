@@ -8,6 +8,7 @@ Non-finite values (NaN, ±inf) are dropped on both sides before anything is comp
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from dataclasses import dataclass
@@ -146,17 +147,19 @@ class _Located(NamedTuple):
     """Where each sorted current value sits in the sorted reference (computed once per comparison)."""
 
     right: npt.NDArray[np.intp]  # number of reference values <= it
-    left: npt.NDArray[np.intp]  # number of reference values < it
+    left: npt.NDArray[np.intp]  # number of reference values < it (the same array when nothing is tied)
 
 
 def _locate(reference: NumericReference, sample: NumericSample) -> _Located:
     ref = reference.values
     cur = sample.values
     right = np.searchsorted(ref, cur, side="right")
-    # left == right unless the value itself occurs in the reference: look those up only
-    # (continuous signals have few such ties, so this saves a second full search).
-    tied = right > 0
-    tied &= ref[np.maximum(right - 1, 0)] == cur
+    # left == right unless the value itself occurs in the reference, i.e. unless the
+    # largest reference value <= it equals it: look those up only (continuous signals
+    # have few such ties, so this saves a second full search). mode="clip" reads ref[0]
+    # for right == 0, which is then > the value, so no false tie.
+    below = right - 1
+    tied = np.take(ref, below, mode="clip") == cur
     if bool(tied.any()):
         left = right.copy()
         left[tied] = np.searchsorted(ref, cur[tied], side="left")
@@ -165,27 +168,58 @@ def _locate(reference: NumericReference, sample: NumericSample) -> _Located:
     return _Located(right, left)
 
 
-def _ks_statistic(reference: NumericReference, sample: NumericSample, located: _Located) -> float:
-    """``D = sup_x |F_ref(x) - F_cur(x)|`` evaluated exactly as ``ks_2samp`` does, in O(m log n).
+@functools.lru_cache(maxsize=2)
+def _steps(n: int) -> FloatArray:
+    """``k / n`` for k = 0..n as SciPy computes them (integer count / n), read-only and shared.
 
-    SciPy evaluates the difference of the two empirical CDFs at every pooled value. Its
-    minimum is reached at a current value (the last of a run of ties); its maximum at the
-    largest reference value below a current value. So it suffices to locate each current
-    value in the sorted reference: ``right``/``left`` = number of reference values
-    ``<=`` / ``<`` it. Every candidate is computed with the same integer counts and the
-    same floating-point operations as SciPy, so ``D`` is bit-for-bit SciPy's.
+    Every column of one window has the same n, so the comparison divides once, not per column.
     """
-    cur = sample.values
-    n1, n2 = reference.n, cur.size
+    grid = np.arange(n + 1, dtype=np.float64)
+    grid /= n
+    grid.flags.writeable = False
+    return grid
+
+
+def _ks_statistic(reference: NumericReference, sample: NumericSample, located: _Located) -> float:
+    r"""``D = sup_x |F_ref(x) - F_cur(x)|`` evaluated exactly as ``ks_2samp`` does, in O(m log n).
+
+    SciPy evaluates ``cdf1 - cdf2`` at every pooled value (``cdf = #values <= v / size``)
+    and takes ``D = max(max(cdf1 - cdf2), clip(-min(cdf1 - cdf2), 0, 1))``. With the
+    current values sorted, :math:`b_0 \le \dots \le b_{m-1}`, and
+    :math:`r_k` / :math:`l_k` the number of reference values :math:`\le` / :math:`<`
+    :math:`b_k`, both extremes are reached at candidates computed from these counts alone:
+
+    * :math:`\min (F_\text{ref} - F_\text{cur})` is reached at a current value (to
+      the right of a reference value the difference only grows until the next current
+      value), where it is :math:`r_k/n - (k'+1)/m` with :math:`k'` the last index of
+      :math:`b_k`'s run of ties. For the other indices of a run,
+      :math:`r_k/n - (k+1)/m` is larger (same :math:`r_k`, smaller *k*), so the minimum of
+      :math:`r_k/n - (k+1)/m` over **all** k is SciPy's minimum, value for value.
+    * :math:`\max (F_\text{ref} - F_\text{cur})` is reached at a reference value *v*
+      (at a current value the difference just dropped) — the largest reference value
+      below the first current value :math:`b_k > v` (between *v* and :math:`b_k` the
+      reference CDF only grows while the current one stays at *k/m*). There it is
+      exactly :math:`l_k/n - k/m`. Every such candidate is at most the true difference at
+      the largest reference value below :math:`b_k` (the current CDF there is at most
+      *k/m*), so their maximum is SciPy's maximum. Reference values above every current
+      value give differences <= 0, which cannot decide *D* (the last pooled value gives 0).
+
+    Exact ties between distinct candidates are impossible below the integer grid
+    1/(n·m), far above rounding, so the float candidates order as the exact ones and the
+    maximum found is one of SciPy's own float values: *D* is bit-for-bit SciPy's.
+    """
+    n1, n2 = reference.n, sample.n
     right, left = located
-    position = np.arange(n2)
-    last_of_run = np.empty(n2, dtype=bool)
-    np.not_equal(cur[1:], cur[:-1], out=last_of_run[:-1])
-    last_of_run[-1] = True
-    at_current = right[last_of_run] / n1 - (position[last_of_run] + 1) / n2
-    below_current = left / n1 - position / n2
-    max_s = max(float(at_current.max()), float(below_current.max()))
-    min_s = min(max(-float(at_current.min()), 0.0), 1.0)
+    steps = _steps(n2)
+    cdf_ref = right / n1
+    difference = np.subtract(cdf_ref, steps[1:], out=cdf_ref)  # at each current value
+    min_s = min(max(-float(difference.min()), 0.0), 1.0)
+    if left is not right:
+        np.divide(left, n1, out=difference)
+    else:
+        np.divide(right, n1, out=difference)
+    np.subtract(difference, steps[:-1], out=difference)  # just below each current value
+    max_s = float(difference.max())
     return min_s if min_s > max_s else max_s
 
 
@@ -242,32 +276,51 @@ def ks_p_value(statistic: float, n1: int, n2: int) -> KSResult:
     return KSResult(float(d), min(max(prob, 0.0), 1.0))
 
 
-def _wasserstein(reference: NumericReference, sample: NumericSample, located: _Located) -> float:
-    r"""W1 between the two empirical distributions, merging the sorted samples in linear time.
+def _wasserstein(reference: NumericReference, sample: NumericSample) -> float:
+    r"""W1 between the two empirical distributions from their quantile functions, in linear time.
 
-    Over the merged sorted values :math:`m_0 \le \dots \le m_{N-1}` (N = n1 + n2), with
-    :math:`c_p` the number of current values among the first p + 1,
-    :math:`|F_1 - F_2| = |n_2 (p+1) - N c_p| / (n_1 n_2)` on :math:`[m_p, m_{p+1})`: the
-    numerator is an exact integer, so only the final sum is rounded.
+    On the line, :math:`W_1 = \int |F_1 - F_2|\,dx = \int_0^1 |Q_1(u) - Q_2(u)|\,du`
+    (Vallender 1974), and the empirical quantile functions are step functions with steps
+    at multiples of 1/n1 and 1/n2 — a grid fixed by the sizes alone, so neither sample
+    needs to be located in the other. With equal sizes this is
+    :math:`\frac1n \sum_i |a_{(i)} - b_{(i)}|`. Otherwise let n1 >= n2 (W1 is symmetric),
+    g = gcd, p = n1/g, q = n2/g and measure u in units of 1/lcm: quantile step *i* of the
+    larger sample covers (iq, (i+1)q], step *j* of the smaller one (jp, (j+1)p], and as
+    q <= p each *i* overlaps at most two *j*: ``j0 = iq // p`` for an integer length
+    :math:`w_0 = \min((j_0+1)p, (i+1)q) - iq` and ``j0 + 1`` for the rest
+    :math:`w_1 = q - w_0`. Weights are exact integers and every term is non-negative,
+    so the sum has no cancellation; identical samples give exactly 0.
     """
-    ref = reference.values
-    cur = sample.values
-    n1, n2 = ref.size, cur.size
-    total = n1 + n2
-    # Where each current value lands in the stable merge of (reference, current): after
-    # every reference value <= it and after the current values before it.
-    landing = located.right + np.arange(n2)
-    is_current = np.zeros(total, dtype=bool)
-    is_current[landing] = True
-    merged = np.empty(total, dtype=np.float64)
-    merged[landing] = cur
-    merged[~is_current] = ref
-    gap = np.cumsum(is_current[:-1], dtype=np.int64)
-    gap *= -total
-    gap += np.arange(n2, n2 * total, n2, dtype=np.int64)
-    np.abs(gap, out=gap)
+    a = reference.values
+    b = sample.values
+    if a.size == b.size:
+        difference = a - b
+        np.abs(difference, out=difference)
+        return float(difference.sum()) / a.size
+    if a.size < b.size:
+        a, b = b, a
+    n1, n2 = a.size, b.size
+    g = math.gcd(n1, n2)
+    p, q = n1 // g, n2 // g
+    start = np.arange(n1, dtype=np.int64)
+    start *= q
+    j0 = start // p
+    first = j0 + 1
+    first *= p  # end of the smaller sample's step j0
+    np.minimum(first, start + q, out=first)
+    first -= start  # w0, in (0, q]
+    w0 = first.astype(np.float64)
+    rest = q - w0  # w1, in [0, q): exact small integers
+    difference = a - b[j0]
+    np.abs(difference, out=difference)
+    total = float(np.einsum("i,i->", w0, difference))
+    np.minimum(j0 + 1, n2 - 1, out=j0)  # j0 + 1 == n2 only where w1 == 0
+    np.subtract(a, b[j0], out=difference)
+    np.abs(difference, out=difference)
+    difference[rest == 0.0] = 0.0  # no overlap: keep an overflowing |a - b| out of the sum (0 * inf)
     # einsum, not np.dot: BLAS's threaded dot costs more in start-up than the sum itself
-    return float(np.einsum("i,i->", gap, np.diff(merged))) / (float(n1) * float(n2))
+    total += float(np.einsum("i,i->", rest, difference))
+    return total / (float(n1) * float(q))
 
 
 def wasserstein_scaled(reference: NumericReference, current: npt.ArrayLike | NumericSample) -> float:
@@ -288,15 +341,15 @@ def wasserstein_scaled(reference: NumericReference, current: npt.ArrayLike | Num
     sample = _as_sample(current)
     if sample.n == 0:
         raise ValueError("wasserstein_scaled needs at least one finite current value")
-    return _wasserstein(reference, sample, _locate(reference, sample)) / reference.scale
+    return _wasserstein(reference, sample) / reference.scale
 
 
 def ks_and_wasserstein(reference: NumericReference, sample: NumericSample) -> tuple[KSResult, float]:
     """:func:`ks_test` and :func:`wasserstein_scaled` together, locating the sample in the reference once."""
     if sample.n == 0:
         raise ValueError("ks_and_wasserstein needs at least one finite current value")
-    located = _locate(reference, sample)
-    return _ks_test(reference, sample, located), _wasserstein(reference, sample, located) / reference.scale
+    ks = _ks_test(reference, sample, _locate(reference, sample))
+    return ks, _wasserstein(reference, sample) / reference.scale
 
 
 def psi(

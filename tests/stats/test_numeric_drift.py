@@ -109,7 +109,7 @@ def test_ks_matches_scipy_asymptotic_large() -> None:
     rng = np.random.default_rng(5)
     a, b = rng.lognormal(size=60_000), rng.lognormal(0.01, size=25_000)
     result = ks_test(NumericReference.prepare(a), b)
-    assert result == pytest.approx(_scipy_ks(a, b), rel=1e-9, abs=1e-12)
+    assert tuple(result) == _scipy_ks(a, b)
 
 
 @pytest.mark.parametrize("levels", [1, 2, 3, 12])
@@ -119,7 +119,7 @@ def test_ks_matches_scipy_with_ties(levels: int) -> None:
         a = rng.integers(0, levels, size=n1).astype(float)
         b = rng.integers(0, levels + 1, size=n2).astype(float)
         result = ks_test(NumericReference.prepare(a), b)
-        assert result == pytest.approx(_scipy_ks(a, b), rel=1e-9, abs=1e-12)
+        assert tuple(result) == _scipy_ks(a, b)
 
 
 @settings(max_examples=80)
@@ -140,6 +140,53 @@ def test_ks_and_wasserstein_match_scipy(a: list[float], b: list[float]) -> None:
     assert ks_test(reference, shuffled) == result
     ks, scaled = ks_and_wasserstein(reference, NumericSample.from_values(b))
     assert ks == result and scaled == pytest.approx(w, rel=1e-12, abs=1e-15)
+
+
+tied_values = st.lists(st.integers(0, 4).map(float), min_size=1, max_size=80)
+mixed_values = st.lists(st.integers(0, 6).map(float) | finite_floats, min_size=1, max_size=80)
+
+
+@settings(max_examples=150)
+@given(a=tied_values | mixed_values, b=tied_values | mixed_values)
+def test_ks_is_bit_identical_to_scipy(a: list[float], b: list[float]) -> None:
+    # not approx: the statistic and the p-value are SciPy's own floats, ties or not
+    reference = NumericReference.prepare(a)
+    assert tuple(ks_test(reference, b)) == _scipy_ks(np.array(a), np.array(b))
+    assert tuple(ks_test(reference, a)) == _scipy_ks(np.array(a), np.array(a)) == (0.0, 1.0)
+
+
+@settings(max_examples=60)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n1=st.integers(1, 3000),
+    n2=st.integers(1, 3000),
+    levels=st.sampled_from([1, 2, 5, 50, 0]),
+)
+def test_ks_and_wasserstein_at_random_sizes(seed: int, n1: int, n2: int, levels: int) -> None:
+    # heavy ties (few levels), continuous values (levels 0), sizes coprime or multiples
+    rng = np.random.default_rng(seed)
+    a: np.ndarray
+    b: np.ndarray
+    if levels:
+        a = rng.integers(0, levels, size=n1).astype(float)
+        b = rng.integers(0, levels, size=n2).astype(float) + rng.integers(0, 2)
+    else:
+        a, b = rng.normal(size=n1), rng.normal(0.2, size=n2)
+    reference = NumericReference.prepare(a)
+    ks, scaled = ks_and_wasserstein(reference, NumericSample.from_values(b))
+    assert tuple(ks) == _scipy_ks(a, b)
+    expected = float(stats.wasserstein_distance(a, b)) / reference.scale
+    assert scaled == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    same = NumericSample.from_values(rng.permutation(a))
+    assert ks_and_wasserstein(reference, same) == ((0.0, 1.0), 0.0)
+
+
+@pytest.mark.parametrize(("n1", "n2"), [(7, 3), (3, 7), (6, 4), (4, 6), (5, 10), (10, 5), (1, 9), (9, 1)])
+def test_wasserstein_by_quantile_steps_matches_scipy(n1: int, n2: int) -> None:
+    rng = np.random.default_rng(n1 * 31 + n2)
+    a, b = rng.exponential(size=n1), rng.exponential(1.5, size=n2)
+    expected = stats.wasserstein_distance(a, b) / NumericReference.prepare(a).scale
+    assert wasserstein_scaled(NumericReference.prepare(a), b) == pytest.approx(expected, rel=1e-12)
 
 
 def test_ks_does_not_resort_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
