@@ -101,11 +101,13 @@ def _source_name(name: str) -> str:
 
 
 def _when(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%a %-d %b %Y, %H:%M UTC")
+    utc = moment.astimezone(UTC)
+    return f"{utc:%a} {utc.day} {utc:%b %Y, %H:%M} UTC"
 
 
 def _day(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%a %-d %b")
+    utc = moment.astimezone(UTC)
+    return f"{utc:%a} {utc.day} {utc:%b}"
 
 
 def _iso(moment: datetime) -> str:
@@ -147,6 +149,27 @@ def _environment() -> Environment:
 class _Caller:
     principal: Principal
     credential: str
+
+
+class _Refused(Exception):
+    """A request the page refuses: shown as a page with the status and what to do."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class _Form:
+    """The fields of a submitted verdict form."""
+
+    output_id: str
+    action: str
+    reason: str
+    rendered: str
+    cycle: str
+    origin: str
 
 
 @dataclass(frozen=True)
@@ -210,13 +233,17 @@ def router(services: Services) -> APIRouter:
         _secure(response, nonce)
         return response
 
+    def refused(request: Request, who: _Caller | None, exc: _Refused) -> HTMLResponse:
+        context = {"status": exc.status_code, "message": exc.message}
+        return render(request, "refused.html", context, who, exc.status_code)
+
     def to_login(request: Request) -> RedirectResponse:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"{base_of(request)}/login?{urlencode({'next': target})}", status_code=303)
 
     def check_csrf(who: _Caller, given: str) -> None:
         if not given or not _same(csrf_token(secret, who.credential), given):
-            raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
+            raise _Refused(403, "The form's CSRF token is missing or wrong: reload the page and try again.")
 
     def known_features() -> list[str]:
         with services.engine.connect() as conn:
@@ -294,7 +321,10 @@ def router(services: Services) -> APIRouter:
     @routes.post("/logout", response_model=None)
     def logout(request: Request, who: Caller, csrf: Annotated[str, Form()] = "") -> Response:
         if who is not None:
-            check_csrf(who, csrf)
+            try:
+                check_csrf(who, csrf)
+            except _Refused as exc:
+                return refused(request, who, exc)
         response = RedirectResponse(f"{base_of(request)}/login", status_code=303)
         close_session(response)
         return response
@@ -360,7 +390,6 @@ def router(services: Services) -> APIRouter:
             "next_cycle": next_cycle(feature),
             "saved": request.query_params.get("saved", "") if attempt is None else "",
             "attempt": attempt,
-            "reason": attempt.reason if attempt else "",
             "armed": attempt.action if attempt else "",
             "rendered": (
                 attempt.rendered
@@ -378,11 +407,11 @@ def router(services: Services) -> APIRouter:
         try:
             return parse_ts(value, "cycle")
         except InputError:
-            raise HTTPException(400, "cycle must be a time like 2026-03-02T06:00:00Z") from None
+            raise _Refused(400, "The cycle must be a time like 2026-03-02T06:00:00Z.") from None
 
     def require_feature(feature: str) -> None:
         if feature not in known_features():
-            raise HTTPException(404, f"no feature named {feature!r}")
+            raise _Refused(404, f"There is no feature named {feature!r}.")
 
     @routes.get("/{feature}", response_class=HTMLResponse, response_model=None)
     def feature_queue(
@@ -394,15 +423,21 @@ def router(services: Services) -> APIRouter:
     ) -> Response:
         if who is None:
             return to_login(request)
-        require_feature(feature)
-        return queue_page(request, who, feature, parse_cycle(cycle), item)
+        try:
+            require_feature(feature)
+            return queue_page(request, who, feature, parse_cycle(cycle), item)
+        except _Refused as exc:
+            return refused(request, who, exc)
 
     @routes.get("/{feature}/flagged", response_class=HTMLResponse, response_model=None)
     def flagged_list(request: Request, feature: str, who: Caller) -> Response:
         if who is None:
             return to_login(request)
-        require_feature(feature)
-        return flagged_page(request, who, feature)
+        try:
+            require_feature(feature)
+            return flagged_page(request, who, feature)
+        except _Refused as exc:
+            return refused(request, who, exc)
 
     def flagged_page(
         request: Request,
@@ -444,22 +479,33 @@ def router(services: Services) -> APIRouter:
         cycle: Annotated[str, Form()] = "",
         origin: Annotated[str, Form()] = "queue",
     ) -> Response:
-        if who is None:
-            raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
-        check_csrf(who, csrf)
-        require_feature(feature)
+        if who is None:  # signed out meanwhile (the session lasts a working day)
+            return RedirectResponse(
+                f"{base_of(request)}/login?{urlencode({'next': request.url.path})}", status_code=303
+            )
+        form = _Form(output_id, action, reason, rendered, cycle, origin)
+        try:
+            check_csrf(who, csrf)
+            require_feature(feature)
+            return verdict(request, who, feature, form)
+        except _Refused as exc:
+            return refused(request, who, exc)
+
+    def verdict(request: Request, who: _Caller, feature: str, form: _Form) -> Response:
+        """Validate and store one verdict; then on to the next item (or the form again)."""
+        output_id, action = form.output_id, form.action
         now = services.clock()
         with services.engine.connect() as conn:
             item = rq.review_item(conn, feature, output_id)
             order = [i.output_id for i in rq.queue(conn, feature, item.cycle_at)] if item else []
         if item is None:
-            raise HTTPException(404, f"{output_id!r} was not drawn for review in {feature!r}")
-        cycle_at = parse_cycle(cycle) or item.cycle_at
-        text = reason.strip()
+            raise _Refused(404, f"{output_id!r} was not drawn for review in {feature!r}.")
+        cycle_at = parse_cycle(form.cycle) or item.cycle_at
+        text = form.reason.strip()
 
         def again(error: str) -> HTMLResponse:
-            attempt = _Attempt(output_id, action, reason, rendered, error)
-            if origin == "flagged":
+            attempt = _Attempt(output_id, action, form.reason, form.rendered, error)
+            if form.origin == "flagged":
                 return flagged_page(request, who, feature, attempt, 422)
             return queue_page(request, who, feature, cycle_at, output_id, attempt, 422)
 
@@ -470,7 +516,7 @@ def router(services: Services) -> APIRouter:
             return again(f"A reason is required for {what}: say what is wrong or unclear.")
         if len(text) > MAX_REASON_CHARS:
             return again(f"The reason is too long ({len(text)} characters; at most {MAX_REASON_CHARS}).")
-        seconds = _review_seconds(secret, feature, output_id, rendered, now)
+        seconds = _review_seconds(secret, feature, output_id, form.rendered, now)
         with services.engine.begin() as conn:
             if action == "flag":
                 rq.add_flag(conn, feature, output_id, text, who.principal.name, now)
@@ -487,7 +533,7 @@ def router(services: Services) -> APIRouter:
                 )
                 rq.record_review(conn, label, seconds, now)
         base = f"{base_of(request)}/{_path(feature)}"
-        if origin == "flagged":
+        if form.origin == "flagged":
             return RedirectResponse(f"{base}/flagged?{urlencode({'saved': action})}", status_code=303)
         rest = [i for i in order if i != output_id]
         position = order.index(output_id) if output_id in order else 0

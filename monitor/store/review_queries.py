@@ -9,20 +9,21 @@ judge's rationale.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, exists, func, insert, select, update
 
 from monitor.records import LabelRecord
-from monitor.store.tables import cycles, labels, outputs, review_flags, samples
+from monitor.store.tables import cycles, judge_runs, labels, outputs, review_flags, samples
 from monitor.store.writes import WriteCounts, insert_labels
 
 __all__ = [
     "CycleProgress",
     "Flag",
     "GivenLabel",
+    "JudgeRun",
     "ReviewItem",
     "add_flag",
     "cycle_times",
@@ -73,6 +74,16 @@ class GivenLabel:
 
 
 @dataclass(frozen=True)
+class JudgeRun:
+    """A judge's latest call on an output: what it cost, or why it gave no verdict."""
+
+    judge: str
+    cost_usd: float
+    latency_ms: float | None
+    error: str | None
+
+
+@dataclass(frozen=True)
 class ReviewItem:
     """One drawn output with everything a reviewer weighs."""
 
@@ -91,10 +102,18 @@ class ReviewItem:
     stratum: str
     low_confidence: bool
     labels: tuple[GivenLabel, ...] = ()
+    runs: Mapping[str, JudgeRun] = field(default_factory=dict)
+    """judge name -> its latest call on this output."""
 
     @property
     def judges(self) -> tuple[GivenLabel, ...]:
         return tuple(label for label in self.labels if label.kind == "judge")
+
+    @property
+    def judge_failures(self) -> tuple[JudgeRun, ...]:
+        """Judges whose call failed and who gave no verdict."""
+        judged = {label.name for label in self.judges}
+        return tuple(run for run in self.runs.values() if run.error and run.judge not in judged)
 
     @property
     def humans(self) -> tuple[GivenLabel, ...]:
@@ -198,7 +217,9 @@ def _items(conn: Connection, feature: str, where: Iterable[Any]) -> list[ReviewI
         .order_by(samples.c.pk)
     )
     rows = list(conn.execute(query).mappings())
-    given = _labels_of(conn, feature, [row["output_id"] for row in rows])
+    ids = [row["output_id"] for row in rows]
+    given = _labels_of(conn, feature, ids)
+    runs = _runs_of(conn, feature, ids)
     return [
         ReviewItem(
             feature=feature,
@@ -216,6 +237,7 @@ def _items(conn: Connection, feature: str, where: Iterable[Any]) -> list[ReviewI
             stratum=row["stratum"],
             low_confidence=bool(row["low_confidence"]),
             labels=tuple(given.get(row["output_id"], ())),
+            runs=runs.get(row["output_id"], {}),
         )
         for row in rows
     ]
@@ -242,6 +264,26 @@ def _labels_of(conn: Connection, feature: str, output_ids: Sequence[str]) -> dic
         )
         for row in conn.execute(query):
             found.setdefault(row[0], []).append(GivenLabel(row[1], row[2], row[3], row[4], row[5]))
+    return found
+
+
+def _runs_of(conn: Connection, feature: str, output_ids: Sequence[str]) -> dict[str, dict[str, JudgeRun]]:
+    found: dict[str, dict[str, JudgeRun]] = {}
+    for start in range(0, len(output_ids), _CHUNK):
+        chunk = list(output_ids[start : start + _CHUNK])
+        query = (
+            select(
+                judge_runs.c.output_id,
+                judge_runs.c.judge,
+                judge_runs.c.cost_usd,
+                judge_runs.c.latency_ms,
+                judge_runs.c.error,
+            )
+            .where(judge_runs.c.feature == feature, judge_runs.c.output_id.in_(chunk))
+            .order_by(judge_runs.c.pk)
+        )
+        for row in conn.execute(query):  # in call order: the latest call of each judge wins
+            found.setdefault(row[0], {})[row[1]] = JudgeRun(row[1], float(row[2] or 0.0), row[3], row[4])
     return found
 
 

@@ -12,15 +12,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 
+from monitor.api.app import create_app
 from monitor.api.auth import TokenBook, create_token
 from monitor.api.services import Services
 from monitor.config import FeatureSettings, Settings
 from monitor.cycle import CycleRunner
 from monitor.records import LabelRecord, validate_output
 from monitor.store import review_queries as rq
-from monitor.store.tables import labels, review_flags
+from monitor.store.tables import judge_runs, labels, review_flags
 from monitor.store.writes import insert_labels, insert_outputs
 
 FEATURE = "support-bot"
@@ -76,7 +77,8 @@ def output(index: int) -> dict[str, Any]:
 
 
 def seed(engine: Engine, clock: Clock) -> Settings:
-    """Log the outputs, run the cycle that draws them all, add a judge's verdict; the settings."""
+    """Log the outputs, run the cycle that draws them all, add a judge's verdict (and a judge's
+    failed call); return the settings."""
     settings = Settings(
         features={
             FEATURE: FeatureSettings(owner="ana@example.com"),
@@ -102,6 +104,28 @@ def seed(engine: Engine, clock: Clock) -> Settings:
             ],
             clock(),
         )
+        run = {"feature": FEATURE, "cycle_at": CYCLE_AT, "at": clock(), "latency_ms": 900.0}
+        conn.execute(
+            insert(judge_runs),
+            [
+                {
+                    **run,
+                    "judge": "rubric",
+                    "output_id": "out-2",
+                    "verdict": "fail",
+                    "cost_usd": 0.0012,
+                    "error": None,
+                },
+                {
+                    **run,
+                    "judge": "llm",
+                    "output_id": "out-3",
+                    "verdict": None,
+                    "cost_usd": 0.0,
+                    "error": f"timeout {SCRIPT}",
+                },
+            ],
+        )
     return settings
 
 
@@ -117,16 +141,7 @@ def services_for(engine: Engine, settings: Settings, clock: Clock) -> Services:
 
 
 def app_for(services: Services) -> FastAPI:
-    """The daemon's app (`create_app`) when it is there; else an app with just the review page."""
-    try:
-        from monitor.api.app import create_app
-    except ImportError:
-        from monitor.api.review import router
-
-        app = FastAPI()
-        app.state.services = services
-        app.include_router(router(services), prefix="/review")
-        return app
+    """The daemon's whole app, as `aiqm serve` serves it."""
     return create_app(services)
 
 

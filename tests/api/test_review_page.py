@@ -219,6 +219,12 @@ def test_the_current_item_shows_its_evidence_and_the_judges_verdict(signed_in: S
     assert "Tue 24 Feb 2026, 04:00 UTC" in text
     assert '<span class="tag">rubric</span> <span class="verdict-fail">fail</span>' in text
     assert f"rationale:</span> Promises a date it cannot know {ESCAPED_SCRIPT}" in text
+    assert "cost $0.0012" in text
+    failed = signed_in.page(item="out-3").text
+    assert (
+        f'<span class="tag">llm</span> <span class="muted">gave no verdict:</span> timeout {ESCAPED_SCRIPT}'
+        in failed
+    )
     for key in ("p", "f", "u", "g", "j", "k", "?"):
         assert f"<kbd>{key}</kbd>" in text
 
@@ -338,6 +344,7 @@ def test_a_post_without_the_right_csrf_token_is_403(signed_in: Site, csrf: str |
         fields["csrf"] = csrf
     response = site.client.post(PAGE, data=fields, follow_redirects=False)
     assert response.status_code == 403
+    assert "CSRF token is missing or wrong" in response.text
     assert human_labels(site.engine) == {}
 
 
@@ -440,6 +447,20 @@ def test_an_earlier_cycle_with_items_left_stays_reachable(signed_in: Site) -> No
     assert "1 of 6 reviewed" in site.page(cycle="2026-03-02T06:00:00Z").text
 
 
-def test_unknown_features_and_bad_cycles(signed_in: Site) -> None:
-    assert signed_in.client.get("/review/no-such-feature").status_code == 404
-    assert signed_in.client.get(PAGE, params={"cycle": "last week"}).status_code == 400
+def test_unknown_features_and_bad_cycles_get_a_page_that_says_so(signed_in: Site) -> None:
+    unknown = signed_in.client.get("/review/no-such-feature")
+    assert unknown.status_code == 404
+    assert "There is no feature named &#39;no-such-feature&#39;." in unknown.text
+    bad = signed_in.client.get(PAGE, params={"cycle": "last week"})
+    assert bad.status_code == 400
+    assert "The cycle must be a time like 2026-03-02T06:00:00Z." in bad.text
+
+
+def test_a_verdict_sent_after_the_session_ended_leads_to_the_sign_in(signed_in: Site) -> None:
+    site = signed_in
+    page = site.page()
+    site.client.cookies.delete("aiqm_session")
+    response = site.submit(page, "pass")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/review/login?next=%2Freview%2Fsupport-bot"
+    assert human_labels(site.engine) == {}
