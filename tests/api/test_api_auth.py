@@ -1,0 +1,205 @@
+"""Who may do what: every route with no token, a wrong token, each role; config tokens stored as
+sha256; tokens from `aiqm token create` (printed once, stored hashed, revocable); the review
+session cookie signed, HttpOnly and SameSite=Strict, refused when tampered with or expired."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING
+
+import pytest
+from api_support import FEATURE, NOW, Site, mint, output, settings_for, site
+from fastapi import Response
+from sqlalchemy import Engine, select
+from starlette.requests import Request
+
+from monitor.api.auth import (
+    SESSION_COOKIE,
+    Principal,
+    TokenBook,
+    create_token,
+    hash_token,
+    open_session,
+    read_session,
+    revoke_token,
+    session_value,
+)
+from monitor.config import Settings, TokenSettings
+from monitor.errors import InputError
+from monitor.store.tables import api_tokens
+
+if TYPE_CHECKING:
+    from conftest import CliRunner
+
+
+@pytest.fixture
+def api(engine: Engine) -> Iterator[Site]:
+    with site(engine) as served:
+        yield served
+
+
+# (method, path, body, the roles allowed besides admin)
+ROUTES = [
+    ("POST", "/v1/outputs", [], {"ingest"}),
+    ("POST", "/v1/labels", [], {"review"}),
+    ("GET", f"/v1/features/{FEATURE}/status", None, {"read"}),
+    ("GET", "/v1/features", None, {"read"}),
+    ("POST", f"/v1/features/{FEATURE}/override", {"mode": None}, set()),
+    ("DELETE", f"/v1/features/{FEATURE}/override", None, set()),
+    ("POST", f"/ofrep/v1/evaluate/flags/{FEATURE}", {"context": {}}, {"read"}),
+    ("POST", "/ofrep/v1/evaluate/flags", {"context": {}}, {"read"}),
+    ("GET", "/ofrep/v1/configuration", None, {"read"}),
+]
+
+
+def test_every_route_asks_for_its_role(api: Site) -> None:
+    for method, path, body, allowed in ROUTES:
+        kwargs = {} if body is None else {"json": body}
+        missing = api.http.request(method, path, **kwargs)
+        assert missing.status_code == 401, (path, missing.text)
+        assert missing.headers["www-authenticate"] == "Bearer"
+        wrong = api.http.request(method, path, headers={"Authorization": "Bearer not-a-token"}, **kwargs)
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+        basic = api.http.request(method, path, headers={"Authorization": "Basic YTpi"}, **kwargs)
+        assert basic.status_code == 401
+        for role in ("ingest", "review", "read", "admin"):
+            answer = api.http.request(method, path, headers=api.auth(role), **kwargs)
+            if role == "admin" or role in allowed:
+                assert answer.status_code == 200, (path, role, answer.text)
+            else:
+                assert answer.status_code == 403, (path, role, answer.text)
+                assert "role" in answer.json()["detail"]
+
+
+def test_health_and_schema_are_open(api: Site) -> None:
+    assert api.http.get("/healthz").json() == {"status": "ok"}
+    assert api.http.get("/readyz").status_code in (200, 503)
+    schema = api.http.get("/openapi.json").json()
+    paths = schema["paths"]
+    for route in (
+        "/v1/outputs",
+        "/v1/labels",
+        "/v1/features/{feature}/status",
+        "/v1/features/{feature}/override",
+    ):
+        assert route in paths
+    assert "/ofrep/v1/evaluate/flags/{key}" in paths
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    body = paths["/v1/outputs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["type"] == "array"
+
+
+def test_config_tokens_are_stored_as_their_sha256(engine: Engine) -> None:
+    token = "a-config-token-of-the-ops-team"
+    settings = Settings(
+        tokens=(TokenSettings(name="ops", role="read", sha256=hashlib.sha256(token.encode()).hexdigest()),)
+    )
+    book = TokenBook(settings, engine)
+    assert book.lookup(token) == Principal("ops", "read")
+    assert book.lookup(token + "x") is None
+    assert book.lookup("") is None
+    assert book.lookup("x" * 100_000) is None
+    assert hash_token(token) == hashlib.sha256(token.encode()).hexdigest()
+
+
+def test_a_config_token_works_over_http(engine: Engine) -> None:
+    token = "config-ingest-token-0123456789"
+    settings = settings_for().model_copy(
+        update={"tokens": (TokenSettings(name="app", role="ingest", sha256=hash_token(token)),)}
+    )
+    with site(engine, settings) as served:
+        stored = served.http.post(
+            "/v1/outputs", json=[output(1)], headers={"Authorization": f"Bearer {token}"}
+        )
+        assert stored.status_code == 200 and stored.json()["stored"] == 1
+
+
+def test_created_tokens_are_stored_hashed_and_can_be_revoked(engine: Engine) -> None:
+    token = create_token(engine, "app", "ingest", NOW)
+    assert len(token) >= 40
+    with engine.connect() as conn:
+        row = conn.execute(select(api_tokens)).mappings().one()
+    assert row["token_sha256"] == hash_token(token) and token not in str(dict(row))
+    book = TokenBook(Settings(), engine)
+    assert book.lookup(token) == Principal("app", "ingest")
+    with pytest.raises(InputError, match="exists already"):
+        create_token(engine, "app", "read", NOW)
+    with pytest.raises(InputError) as bad_role:
+        create_token(engine, "other", "superuser", NOW)
+    assert bad_role.value.field == "--role"
+    assert revoke_token(engine, "app", NOW)
+    assert not revoke_token(engine, "app", NOW)
+    assert book.lookup(token) is None
+
+
+def test_aiqm_token_create_prints_the_token_alone(aiqm: CliRunner, tmp_path: object, store_url: str) -> None:
+    env = {"AIQM_DATABASE_URL": store_url}
+    made = aiqm("token", "create", "--role", "review", "--name", "ana", env=env)
+    assert made.code == 0, made.err
+    token = made.out.strip()
+    assert made.out == token + "\n" and " " not in token
+    assert "shown only this once" in made.err and token not in made.err
+    again = aiqm("token", "create", "--role", "review", "--name", "ana", env=env)
+    assert again.code == 2 and "exists already" in again.err and again.out == ""
+    bad = aiqm("token", "create", "--role", "root", "--name", "x", env=env)
+    assert bad.code == 2
+    from monitor.store.engine import make_engine
+
+    engine = make_engine(store_url)
+    try:
+        assert TokenBook(Settings(), engine).lookup(token) == Principal("ana", "review")
+        assert aiqm("token", "revoke", "--name", "ana", env=env).code == 0
+        assert TokenBook(Settings(), engine).lookup(token) is None
+        assert aiqm("token", "revoke", "--name", "ana", env=env).code == 2
+    finally:
+        engine.dispose()
+
+
+def _request_with(cookie: str | None) -> Request:
+    headers = [] if cookie is None else [(b"cookie", f"{SESSION_COOKIE}={cookie}".encode())]
+    return Request({"type": "http", "headers": headers, "method": "GET", "path": "/"})
+
+
+def test_the_session_cookie_is_signed_strict_and_expires() -> None:
+    secret = b"s" * 32
+    response = Response()
+    open_session(response, Principal("ana", "review"), secret, 600, now=1_000_000.0)
+    header = response.headers["set-cookie"]
+    assert "HttpOnly" in header and "SameSite=strict" in header and "Max-Age=600" in header
+    value = SimpleCookie(header)[SESSION_COOKIE].value
+    assert read_session(_request_with(value), secret, now=1_000_001.0) == Principal("ana", "review")
+    assert read_session(_request_with(value), secret, now=1_000_600.0) is None  # expired
+    assert read_session(_request_with(value), b"other" * 8, now=1_000_001.0) is None
+    forged = session_value(Principal("ana", "admin"), b"guess" * 8, 2_000_000.0)
+    assert read_session(_request_with(forged), secret, now=1_000_001.0) is None
+    payload, signature = value.split(".")
+    assert read_session(_request_with(payload + "." + signature[:-1] + "0"), secret, now=1.0) is None
+    for junk in (None, "", "a.b.c", "###.###", "x" * 5000):
+        assert read_session(_request_with(junk), secret) is None
+
+
+def test_a_session_cookie_authenticates_api_calls(api: Site) -> None:
+    value = session_value(Principal("ana", "read"), api.services.session_secret, 4_000_000_000)
+    api.http.cookies.set(SESSION_COOKIE, value)
+    try:
+        assert api.get(f"/v1/features/{FEATURE}/status", None).status_code == 200
+        assert api.post("/v1/outputs", None, []).status_code == 403
+        api.http.cookies.set(SESSION_COOKIE, value[:-2] + "00")
+        assert api.get(f"/v1/features/{FEATURE}/status", None).status_code == 401
+    finally:
+        api.http.cookies.clear()
+
+
+def test_a_token_minted_while_serving_works_at_once(api: Site, engine: Engine) -> None:
+    later = mint(engine, prefix="later-")
+    answer = api.http.get(
+        f"/v1/features/{FEATURE}/status", headers={"Authorization": f"Bearer {later['read']}"}
+    )
+    assert answer.status_code == 200
+    revoke_token(engine, "later-read-token", NOW)
+    again = api.http.get(
+        f"/v1/features/{FEATURE}/status", headers={"Authorization": f"Bearer {later['read']}"}
+    )
+    assert again.status_code == 401
