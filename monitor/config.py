@@ -99,8 +99,9 @@ def _check_schema_keywords(schema: Any, where: str) -> None:
         )
     for key, sub in (schema.get("properties") or {}).items():
         _check_schema_keywords(sub, f"{where}.properties.{key}")
-    if isinstance(schema.get("items"), dict):
-        _check_schema_keywords(schema["items"], f"{where}.items")
+    for keyword in ("items", "additionalProperties"):
+        if isinstance(schema.get(keyword), dict):
+            _check_schema_keywords(schema[keyword], f"{where}.{keyword}")
 
 
 class PatternJudgeSettings(_JudgeBase):

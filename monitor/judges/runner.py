@@ -4,8 +4,9 @@
 soon as its sample is drawn and stores the labels it returns (source `judge:<name>`, reason
 the judge's rationale). Every call is recorded in `judge_runs` with its verdict, cost, latency
 and error. Free (rule) judges run first; a paid judge stops once the cycle's spending plus
-its next call's expected cost would pass `judge_budget_usd`, and the outputs it did not reach
-are recorded with the error "budget exhausted". A judge that fails on an output (network,
+its next call's expected cost (the mean of its calls so far this cycle; before the first, the
+judge's own estimate from the prompt's size) would pass `judge_budget_usd`, and the outputs it
+did not reach are recorded with the error "budget exhausted". A judge that fails on an output (network,
 timeouts, nonsense answers, a bug) leaves that output without its verdict and the cycle goes
 on. Run again for the same cycle (after a crash), it reuses the verdicts already recorded and
 counts what was already spent, so nothing is paid for twice.
@@ -125,6 +126,8 @@ class JudgeLabeller:
             paid = judge_settings.kind == "llm"
             pending: list[dict[str, Any]] = []
             exhausted = False
+            # What this judge's calls cost so far this cycle: the next call is expected to cost the mean.
+            costs = [float(r["cost_usd"]) for r in earlier if r["judge"] == judge.name and r["cost_usd"]]
             for item in items:
                 key = (judge.name, item.output_id)
                 if key in done:
@@ -133,7 +136,8 @@ class JudgeLabeller:
                         self._record(feature, judge.name, item.output_id, run["verdict"], run["rationale"])
                     )
                     continue
-                if not exhausted and paid and spent + judge.estimate_cost_usd(item) > budget:
+                expected = sum(costs) / len(costs) if costs else judge.estimate_cost_usd(item)
+                if not exhausted and paid and spent + expected > budget:
                     exhausted = True
                     log.warning(
                         "%s: judge %s stopped: budget exhausted (%.4f of %.4f USD spent this cycle)",
@@ -150,6 +154,8 @@ class JudgeLabeller:
                     continue
                 verdict, error, cost, latency = self._call(judge, item)
                 spent += cost
+                if cost:
+                    costs.append(cost)
                 pending.append(
                     self._run_row(
                         feature,
