@@ -39,6 +39,12 @@ __all__ = [
     "wasserstein_scaled",
 ]
 
+#: Elements per block where a computation runs block by block to stay in cache.
+_BLOCK = 1 << 16
+
+#: Sorted keys per block when locating them in the reference (see :func:`_search_sorted_keys`).
+_BLOCK_KEYS = 4096
+
 #: ``ks_2samp(method="auto")`` computes the exact p-value when both samples have at most this many values.
 KS_EXACT_MAX_N = 10_000
 
@@ -144,28 +150,67 @@ def bin_counts(reference: NumericReference, current: npt.ArrayLike | NumericSamp
 
 
 class _Located(NamedTuple):
-    """Where each sorted current value sits in the sorted reference (computed once per comparison)."""
+    """Where the sorted current values sit in the sorted reference (computed once per comparison).
 
-    right: npt.NDArray[np.intp]  # number of reference values <= it
-    left: npt.NDArray[np.intp]  # number of reference values < it (the same array when nothing is tied)
+    Per run of equal current values when the window has many ties (``start`` = index of
+    each run's first value), else per value (``start`` None): ``right`` / ``left`` = number
+    of reference values ``<=`` / ``<`` it (the same array when no value occurs in both).
+    """
+
+    start: npt.NDArray[np.intp] | None
+    right: npt.NDArray[np.intp]
+    left: npt.NDArray[np.intp]
+
+
+def _search_sorted_keys(ref: FloatArray, keys: FloatArray) -> npt.NDArray[np.intp]:
+    """``ref.searchsorted(keys, "right")`` for sorted keys, block by block.
+
+    A block's keys all lie between the previous block's last key and its own last key, so
+    they are searched in that slice of the reference only: a few bisection steps fewer
+    per key than over the whole reference (about a fifth less time for a million keys).
+    """
+    if keys.size <= 2 * _BLOCK_KEYS:
+        return ref.searchsorted(keys, "right")
+    bounds = ref.searchsorted(keys[_BLOCK_KEYS - 1 :: _BLOCK_KEYS], "right")
+    out = np.empty(keys.size, dtype=np.intp)
+    lo = 0
+    for block, first in enumerate(range(0, keys.size, _BLOCK_KEYS)):
+        hi = int(bounds[block]) if block < bounds.size else ref.size
+        np.add(
+            ref[lo:hi].searchsorted(keys[first : first + _BLOCK_KEYS], "right"),
+            lo,
+            out=out[first : first + _BLOCK_KEYS],
+        )
+        lo = hi
+    return out
 
 
 def _locate(reference: NumericReference, sample: NumericSample) -> _Located:
     ref = reference.values
     cur = sample.values
-    right = np.searchsorted(ref, cur, side="right")
+    new_value = cur[1:] != cur[:-1]
+    runs = int(np.count_nonzero(new_value)) + 1
+    if 4 * runs <= 3 * cur.size:  # tied values (counts, rounded numbers): search each value once
+        start = np.flatnonzero(new_value)
+        start += 1
+        start = np.concatenate(([0], start))
+        values = cur[start]
+        return _Located(start, ref.searchsorted(values, "right"), ref.searchsorted(values, "left"))
+    del new_value
+    right = _search_sorted_keys(ref, cur)
     # left == right unless the value itself occurs in the reference, i.e. unless the
     # largest reference value <= it equals it: look those up only (continuous signals
     # have few such ties, so this saves a second full search). mode="clip" reads ref[0]
     # for right == 0, which is then > the value, so no false tie.
     below = right - 1
     tied = np.take(ref, below, mode="clip") == cur
+    del below
     if bool(tied.any()):
         left = right.copy()
-        left[tied] = np.searchsorted(ref, cur[tied], side="left")
+        left[tied] = ref.searchsorted(cur[tied], "left")
     else:
         left = right
-    return _Located(right, left)
+    return _Located(None, right, left)
 
 
 @functools.lru_cache(maxsize=2)
@@ -204,21 +249,28 @@ def _ks_statistic(reference: NumericReference, sample: NumericSample, located: _
       *k/m*), so their maximum is SciPy's maximum. Reference values above every current
       value give differences <= 0, which cannot decide *D* (the last pooled value gives 0).
 
-    Exact ties between distinct candidates are impossible below the integer grid
-    1/(n·m), far above rounding, so the float candidates order as the exact ones and the
-    maximum found is one of SciPy's own float values: *D* is bit-for-bit SciPy's.
+    Within a run of tied current values the first candidate is the largest and the last
+    the smallest, so with many ties only those are formed, one search per distinct value.
+    Candidates that differ at all differ by at least 1/(n·m), far more than rounding, so
+    the float candidates order as the exact ones, and the extremes found are SciPy's own
+    float values (same integer counts, same division and subtraction): *D* is
+    bit-for-bit SciPy's.
     """
     n1, n2 = reference.n, sample.n
-    right, left = located
-    steps = _steps(n2)
+    start, right, left = located
+    if start is None:
+        steps = _steps(n2)
+        first, after = steps[:-1], steps[1:]  # k/m and (k+1)/m
+    else:  # per run of ties: k at its first value, k'+1 after its last (the extremes in the run)
+        end = np.empty_like(start)
+        end[:-1] = start[1:]
+        end[-1] = n2
+        first, after = start / n2, end / n2
     cdf_ref = right / n1
-    difference = np.subtract(cdf_ref, steps[1:], out=cdf_ref)  # at each current value
+    difference = np.subtract(cdf_ref, after, out=cdf_ref)  # at each current value
     min_s = min(max(-float(difference.min()), 0.0), 1.0)
-    if left is not right:
-        np.divide(left, n1, out=difference)
-    else:
-        np.divide(right, n1, out=difference)
-    np.subtract(difference, steps[:-1], out=difference)  # just below each current value
+    np.divide(left, n1, out=difference)
+    np.subtract(difference, first, out=difference)  # just below each current value
     max_s = float(difference.max())
     return min_s if min_s > max_s else max_s
 
@@ -302,24 +354,29 @@ def _wasserstein(reference: NumericReference, sample: NumericSample) -> float:
     n1, n2 = a.size, b.size
     g = math.gcd(n1, n2)
     p, q = n1 // g, n2 // g
-    start = np.arange(n1, dtype=np.int64)
-    start *= q
-    j0 = start // p
-    first = j0 + 1
-    first *= p  # end of the smaller sample's step j0
-    np.minimum(first, start + q, out=first)
-    first -= start  # w0, in (0, q]
-    w0 = first.astype(np.float64)
-    rest = q - w0  # w1, in [0, q): exact small integers
-    difference = a - b[j0]
-    np.abs(difference, out=difference)
-    total = float(np.einsum("i,i->", w0, difference))
-    np.minimum(j0 + 1, n2 - 1, out=j0)  # j0 + 1 == n2 only where w1 == 0
-    np.subtract(a, b[j0], out=difference)
-    np.abs(difference, out=difference)
-    difference[rest == 0.0] = 0.0  # no overlap: keep an overflowing |a - b| out of the sum (0 * inf)
-    # einsum, not np.dot: BLAS's threaded dot costs more in start-up than the sum itself
-    total += float(np.einsum("i,i->", rest, difference))
+    total = 0.0
+    # in blocks that stay in cache: a dozen temporaries of the full size would cost more in
+    # page faults than in arithmetic
+    for lo in range(0, n1, _BLOCK):
+        i = np.arange(lo, min(lo + _BLOCK, n1), dtype=np.int64)
+        start = i * q
+        j0 = start // p
+        w0 = j0 + 1
+        w0 *= p  # end of the smaller sample's step j0
+        np.minimum(w0, start + q, out=w0)
+        w0 -= start  # in (0, q]
+        weight = w0.astype(np.float64)
+        difference = a[lo : lo + i.size] - b[j0]
+        np.abs(difference, out=difference)
+        # einsum, not np.dot: BLAS's threaded dot costs more in start-up than the sum itself
+        total += float(np.einsum("i,i->", weight, difference))
+        np.subtract(q, weight, out=weight)  # w1 = q - w0, in [0, q)
+        j0 += 1
+        np.minimum(j0, n2 - 1, out=j0)  # j0 + 1 == n2 only where w1 == 0
+        np.subtract(a[lo : lo + i.size], b[j0], out=difference)
+        np.abs(difference, out=difference)
+        difference[weight == 0.0] = 0.0  # no overlap: keep an overflowing |a - b| out (0 * inf)
+        total += float(np.einsum("i,i->", weight, difference))
     return total / (float(n1) * float(q))
 
 

@@ -22,7 +22,13 @@ from monitor.stats import (
     psi_from_counts,
     wasserstein_scaled,
 )
-from monitor.stats.numeric import KS_EXACT_MAX_N, bin_counts, ks_and_wasserstein, ks_p_value
+from monitor.stats.numeric import (
+    KS_EXACT_MAX_N,
+    _search_sorted_keys,
+    bin_counts,
+    ks_and_wasserstein,
+    ks_p_value,
+)
 
 finite_floats = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 
@@ -189,6 +195,17 @@ def test_wasserstein_by_quantile_steps_matches_scipy(n1: int, n2: int) -> None:
     assert wasserstein_scaled(NumericReference.prepare(a), b) == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("levels", [0, 3, 300])
+def test_block_search_equals_searchsorted(levels: int) -> None:
+    # keys tied across block boundaries, keys outside the reference on both sides
+    rng = np.random.default_rng(levels)
+    ref = np.sort(rng.integers(0, levels, 50_000).astype(float) if levels else rng.normal(size=50_000))
+    keys = np.sort(
+        np.concatenate([rng.integers(-1, levels + 2, 40_001) if levels else rng.normal(size=40_001)])
+    )
+    assert np.array_equal(_search_sorted_keys(ref, keys.astype(float)), ref.searchsorted(keys, "right"))
+
+
 def test_ks_does_not_resort_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(2)
     reference = NumericReference.prepare(rng.normal(size=20_000))
@@ -226,7 +243,7 @@ def test_ks_rejects_empty_current() -> None:
 # --------------------------------------------------------------------------- Wasserstein, PSI, JS
 
 
-@pytest.mark.parametrize(("n1", "n2"), [(1, 1), (10, 3), (1000, 1000), (5000, 20_000)])
+@pytest.mark.parametrize(("n1", "n2"), [(1, 1), (10, 3), (1000, 1000), (5000, 20_000), (70_001, 150_000)])
 def test_wasserstein_matches_scipy(n1: int, n2: int) -> None:
     rng = np.random.default_rng(n2)
     a, b = rng.exponential(size=n1), rng.exponential(1.2, size=n2).round(1)
