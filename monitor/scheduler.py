@@ -217,8 +217,9 @@ class FeatureScheduler:
                     select(cycles.c.feature, cycles.c.at).where(cycles.c.status == "running")
                 )
             }
+        clock = self.services.clock()
         for feature, job in self.jobs().items():
-            due = self._due(feature, now)
+            due = self._due(feature, clock)
             if due is not None and (feature, due) in unfinished:
                 if job.next_run_time is None or job.next_run_time > now:
                     self._scheduler.modify_job(job.id, jobstore="default", next_run_time=now)
