@@ -287,6 +287,25 @@ class ServerSettings(_Strict):
     port: int = Field(8000, ge=0, le=65535)
     max_body_bytes: int = Field(10_000_000, ge=1024)
     max_batch: int = Field(5000, ge=1)
+    metrics_token_sha256: str = Field(
+        "",
+        pattern=r"^([0-9a-f]{64})?$",
+        description="sha256 hex of a bearer token /metrics then requires (empty: /metrics is open)",
+    )
+    metrics_role: Role | None = Field(
+        None, description="/metrics also admits any API token of this role (or admin); None: open"
+    )
+
+
+class MetricsSettings(_Strict):
+    """What `/metrics` exports: cardinality bounds (the overflow is counted, never silently cut)."""
+
+    max_scopes_per_feature: int = Field(
+        20, ge=0, description="segment scopes per feature per metric; the rest are counted as dropped"
+    )
+    max_signals_per_feature: int = Field(
+        60, ge=0, description="drift signals per feature; the rest are counted as dropped"
+    )
 
 
 class Settings(BaseSettings):
@@ -299,6 +318,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     data_dir: Path = Path("./data")
     server: ServerSettings = ServerSettings()
+    metrics: MetricsSettings = MetricsSettings()
     tokens: tuple[TokenSettings, ...] = ()
     webhooks: tuple[WebhookSettings, ...] = ()
     defaults: FeatureSettings = FeatureSettings()
