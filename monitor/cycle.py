@@ -219,6 +219,7 @@ class CycleRunner:
             "human_labels_received": human,
             "labels_received": received,
             "actions": actions,
+            "cost": window_cost(window),
         }
         judges = _judges_of(conn, feature, at)
         if judges:
@@ -489,6 +490,24 @@ def action_counts(window: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, in
         for key, value in (record.get("segment") or {}).items():
             counts.setdefault(f"segment:{key}={value}", Counter())[action] += 1
     return {scope: dict(counter) for scope, counter in counts.items()}
+
+
+COST_SIGNAL = "cost_usd"
+
+
+def window_cost(window: Sequence[Mapping[str, Any]]) -> dict[str, float | int]:
+    """What the window's outputs cost (their `signals.cost_usd`), and how many reported a cost.
+
+    Stored with the cycle so that `/metrics` can state cost per output and per accepted output
+    without reading the window again.
+    """
+    total, reported = 0.0, 0
+    for record in window:
+        value = (record.get("signals") or {}).get(COST_SIGNAL)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+            total += float(value)
+            reported += 1
+    return {"cost_usd": total, "outputs_with_cost": reported}
 
 
 ACTION_PRIOR = 2.0
