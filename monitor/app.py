@@ -146,10 +146,11 @@ def serve(
     from monitor.api.app import create_app
 
     configure_logging()
-    sock = listen(host or settings.server.host, settings.server.port if port is None else port)
-    url = base_url(sock)
     services = services if services is not None else build_services(settings)
+    sock: socket.socket | None = None
     try:
+        sock = listen(host or settings.server.host, settings.server.port if port is None else port)
+        url = base_url(sock)
         app = create_app(services)
         config = uvicorn.Config(
             app,
@@ -173,6 +174,7 @@ def serve(
             raise MonitorError("the daemon did not start (see the log above)")
         log.info("stopped")
     finally:
-        sock.close()
+        if sock is not None:
+            sock.close()
         services.engine.dispose()
     return 0

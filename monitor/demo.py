@@ -191,6 +191,44 @@ def _commands(folder: Path, config: Path, files: dict[str, dict[str, Path]]) -> 
     ]
 
 
+def serve_demo(made: dict[str, Any], specs: Sequence[HistorySpec], port: int) -> int:
+    """Serve the demo store on 127.0.0.1:`port` until Ctrl-C or SIGTERM, with tokens to try it."""
+    from monitor.api.auth import create_token
+    from monitor.app import build_services, serve
+
+    settings = load_settings(made["config"]).model_copy(update={"database_url": made["database_url"]})
+    engine = make_engine(made["database_url"])
+    now = datetime.now(UTC)
+    tokens = {role: create_token(engine, f"demo-{role}", role, now) for role in ("admin", "review", "read")}
+    focus = "summarizer" if any(s.feature == "summarizer" for s in specs) else specs[0].feature
+    services = build_services(settings, engine=engine)
+
+    def ready(url: str) -> None:
+        admin = tokens["admin"]
+        print(
+            f"""
+The daemon serves the demo store on {url} until Ctrl-C:
+
+  review page     {url}/review   (sign in with the review token)
+  status          {url}/v1/features/{focus}/status
+  API schema      {url}/docs
+  admin token     {admin}
+  review token    {tokens["review"]}
+  read token      {tokens["read"]}   (what an app polls its mode with)
+
+Try:
+  curl -H "Authorization: Bearer {tokens["read"]}" {url}/v1/features/{focus}/status
+  curl -X POST -H "Authorization: Bearer {tokens["read"]}" {url}/ofrep/v1/evaluate/flags/{focus}
+  curl -X POST -H "Authorization: Bearer {admin}" -H "Content-Type: application/json" \\
+       -d '{{"mode": "off", "reason": "trying the off switch"}}' {url}/v1/features/{focus}/override
+  curl -X DELETE -H "Authorization: Bearer {admin}" {url}/v1/features/{focus}/override
+""",
+            flush=True,
+        )
+
+    return serve(settings, "127.0.0.1", port, services=services, on_ready=ready)
+
+
 def run_demo(weeks: int = 16, data_dir: Path | None = None, serve: bool = True, port: int = 8000) -> int:
     """`aiqm demo`: set up the demo store, print where it is and what to try; 0 on success."""
     if not MIN_WEEKS <= weeks <= MAX_WEEKS:
@@ -228,8 +266,5 @@ def run_demo(weeks: int = 16, data_dir: Path | None = None, serve: bool = True, 
             file=sys.stderr,
         )
     if serve:
-        print(
-            f"\nThe daemon (`aiqm serve`: HTTP API, review page, /metrics on 127.0.0.1:{port}) "
-            "is not built yet, so nothing is served; the store above is ready for it."
-        )
+        return serve_demo(made, specs, port)
     return 0

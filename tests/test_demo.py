@@ -1,5 +1,6 @@
 """`aiqm demo`: a store filled by replaying a simulated history through the cycle, in seconds,
-with the data directory, the features' modes and triggers, and commands that work printed."""
+with the data directory, the features' modes and triggers, and commands that work printed;
+then the daemon serving it on loopback, with tokens to try it, until SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def test_demo_sets_up_in_seconds_and_says_where(demo: dict[str, Any]) -> None:
         assert f"{feature}  mode=" in text
     assert "Try next:" in text
     assert set(commands(text)) >= {"status", "backtest", "drift", "baseline list", "baseline accept", "cycle"}
-    assert "not built yet" not in text  # --no-serve
+    assert "The daemon serves" not in text  # --no-serve
 
 
 def test_demo_store_holds_cycles_triggers_and_modes(demo: dict[str, Any]) -> None:
@@ -113,7 +114,7 @@ def test_demo_from_any_directory_in_a_subprocess(tmp_path: Path) -> None:
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIQM_")}
     made = subprocess.run(
-        [sys.executable, "-m", "monitor", "demo", "--weeks", "6", "--data-dir", "rel/demo"],
+        [sys.executable, "-m", "monitor", "demo", "--weeks", "6", "--data-dir", "rel/demo", "--no-serve"],
         cwd=work,
         env=env,
         capture_output=True,
@@ -123,7 +124,6 @@ def test_demo_from_any_directory_in_a_subprocess(tmp_path: Path) -> None:
     )
     assert made.returncode == 0, made.stderr
     assert f"data directory  {work / 'rel' / 'demo'}" in made.stdout
-    assert "not built yet" in made.stdout  # serving was asked for (the default); no daemon yet
     status = subprocess.run(
         [sys.executable, "-m", "monitor", *commands(made.stdout)["status"]],
         cwd=elsewhere,
@@ -154,3 +154,51 @@ def test_the_history_ends_at_the_last_cycle_that_has_run() -> None:
     assert history_end(monday_early) == datetime(2026, 2, 23, tzinfo=UTC)
     sunday = datetime(2026, 3, 8, 23, 0, tzinfo=UTC)
     assert history_end(sunday) == datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def test_demo_serves_the_store_until_sigterm(tmp_path: Path) -> None:
+    """`aiqm demo --port 0`: the printed URL and read token give the modes; SIGTERM stops it cleanly."""
+    import re
+    import signal
+
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIQM_")}
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "demo", "--weeks", "6", "--data-dir", "d", "--port", "0"],
+            cwd=tmp_path,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while "curl -X DELETE" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        text = log.read_text()
+        url = re.search(r"serves the demo store on (http://127\.0\.0\.1:\d+)", text)
+        read = re.search(r"read token +(\S+)", text)
+        assert url is not None and read is not None, text
+        assert f"{url[1]}/review" in text
+        headers = {"Authorization": f"Bearer {read[1]}"}
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.get(f"{url[1]}/v1/features/summarizer/status", headers=headers, timeout=5)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        assert answer.status_code == 200 and answer.json()["mode"] in {"normal", "review"}
+        assert httpx.get(f"{url[1]}/readyz", timeout=5).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert code == 0, log.read_text()
