@@ -67,7 +67,7 @@ def _report(reference: Iterator[dict[str, Any]], current: Iterator[dict[str, Any
 
 
 def test_columns_from_records() -> None:
-    records = [
+    records: list[dict[str, Any]] = [
         {
             "input": "héllo",
             "output": {"text": "ü"},

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from statsmodels.stats.inter_rater import cohens_kappa as sm_kappa
+from statsmodels.stats.inter_rater import cohens_kappa as sm_kappa  # type: ignore[import-untyped]
 
 from monitor.stats import cohens_kappa
 

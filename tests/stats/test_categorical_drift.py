@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ counts_strategy = st.dictionaries(
 )
 
 
-def _scipy(ref: dict[str, float], cur: dict[str, float]) -> tuple[float, float, int]:
+def _scipy(ref: Mapping[str, float], cur: Mapping[str, float]) -> tuple[float, float, int]:
     keys = sorted(k for k in set(ref) | set(cur) if ref.get(k, 0) > 0 or cur.get(k, 0) > 0)
     table = np.array([[ref.get(k, 0) for k in keys], [cur.get(k, 0) for k in keys]], dtype=float)
     result = stats.chi2_contingency(table)  # default correction=True: Yates only when dof == 1

@@ -115,7 +115,7 @@ def test_thresholds_validate_and_map_tests() -> None:
         thresholds.for_test("t-test")
     for bad in ({"alpha": 0.0}, {"alpha": 1.0}, {"numeric_effect": -1.0}, {"psi_effect": math.nan}):
         with pytest.raises(ValueError):
-            DriftThresholds(**bad)  # type: ignore[arg-type]
+            DriftThresholds(**bad)
 
 
 @settings(max_examples=40)

@@ -80,7 +80,7 @@ def test_proxy_estimate_is_unbiased_covers_and_beats_the_labels_alone(rate: floa
         drawn = rng.choice(500, size=50, replace=False)
         counts = {a: int((actions == a).sum()) for a in set(actions)}
         estimate = proxy_powered_pass_rate(
-            passed[drawn].astype(float), [0.1] * 50, list(actions[drawn]), counts, model, power=1.0
+            passed[drawn].astype(float).tolist(), [0.1] * 50, list(actions[drawn]), counts, model, power=1.0
         )
         truth = passed.mean()
         errors.append(estimate.value - truth)
