@@ -220,6 +220,20 @@ class FeatureSettings(_Strict):
     drift: DriftSettings = DriftSettings()
     judges: tuple[JudgeSettings, ...] = Field((), description="rule and LLM judges of each drawn output")
     judge_budget_usd: float = Field(5.0, ge=0, description="per cycle, over all the feature's judges")
+    quality_judge: str | None = Field(
+        None,
+        description="the judge whose verdicts stretch the human labels in the pass rate "
+        "(prediction-powered); None: the first llm judge, if any. Rule judges only when named.",
+    )
+
+    @property
+    def quality_judge_source(self) -> str | None:
+        """The label source (`judge:<name>`) the pass rate may lean on, or None."""
+        if self.quality_judge is not None:
+            return f"judge:{self.quality_judge}"
+        llm = [judge.name for judge in self.judges if judge.kind == "llm"]
+        return f"judge:{llm[0]}" if llm else None
+
     judge_min_agreement: JudgeAgreementSettings = JudgeAgreementSettings()
     # The launch brief (printed by `aiqm brief`).
     user_role: str = ""

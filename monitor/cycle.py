@@ -209,7 +209,7 @@ class CycleRunner:
         baseline_row = q.active_baseline(conn, feature)
         window = list(q.window_records(conn, feature, row["window_start"], at))
         actions = action_counts(window)
-        quality = _quality_of(conn, feature, at, settings.confidence, actions, action_model(baseline_row))
+        quality = _quality_of(conn, feature, at, settings, actions, action_model(baseline_row))
         outputs = len(window)
         human = q.labels_received(conn, feature, done[-1]["at"] if done else None, at, "human")
         received = q.labels_received(conn, feature, done[-1]["at"] if done else None, at)
@@ -348,7 +348,7 @@ class CycleRunner:
                 continue
             model = action_model(q.active_baseline(conn, feature))
             actions = row["result"].get("actions")
-            quality = _quality_of(conn, feature, cycle_at, settings.confidence, actions, model)
+            quality = _quality_of(conn, feature, cycle_at, settings, actions, model)
             overall = quality.get("all")
             result = {**row["result"], "quality": {s: v.to_json() for s, v in quality.items()}}
             judges = _judges_of(conn, feature, cycle_at)
@@ -469,11 +469,12 @@ def _quality_of(
     conn: Connection,
     feature: str,
     at: datetime,
-    confidence: float,
+    settings: FeatureSettings,
     actions: Mapping[str, Mapping[str, int]] | None = None,
     model: Mapping[str, float] | None = None,
 ) -> dict[str, ScopeQuality]:
-    return cycle_quality(_labelled_items(q.sample_of(conn, feature, at)), confidence, actions, model)
+    items = _labelled_items(q.sample_of(conn, feature, at), settings.quality_judge_source)
+    return cycle_quality(items, settings.confidence, actions, model)
 
 
 def _judges_of(conn: Connection, feature: str, at: datetime) -> dict[str, JudgePairs]:
@@ -527,7 +528,8 @@ def action_model(baseline_row: Mapping[str, Any] | None) -> dict[str, float] | N
     }
 
 
-def _labelled_items(sample: Sequence[q.SampledOutput]) -> list[LabelledItem]:
+def _labelled_items(sample: Sequence[q.SampledOutput], judge_source: str | None = None) -> list[LabelledItem]:
+    """Each drawn output with its human verdict and, if one is named, that judge's verdict."""
     items = []
     for item in sample:
         human = judge = None
@@ -536,7 +538,7 @@ def _labelled_items(sample: Sequence[q.SampledOutput]) -> list[LabelledItem]:
                 continue
             if source.startswith("human:") and human is None:
                 human = verdict == "pass"
-            elif source.startswith("judge:") and judge is None:
+            elif source == judge_source:
                 judge = verdict == "pass"
         items.append(
             LabelledItem(
