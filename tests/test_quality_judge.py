@@ -1,4 +1,4 @@
-"""Which judge the pass rate leans on: the one named, else the first LLM judge, never a rule judge by chance."""
+"""Which judge the pass rate leans on: the one named, else the first LLM judge, never one by chance."""
 
 from __future__ import annotations
 
