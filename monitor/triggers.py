@@ -4,15 +4,17 @@ Every rule reads the whole history of cycle results, so a late label that restat
 cycle is taken into account the next time the rules run, and running them twice on the
 same history gives the same answer.
 
-- `retrain`: a Bernoulli CUSUM per scope for a drop of `retrain_drop` below the baseline
-  (monitor.stats.sequential). The baseline is itself an estimate, so the detector's p0 is
-  the baseline less half its standard error: a baseline that came out high by chance must
-  not page anyone. Segments add log(#segments) to the threshold (a Bonferroni bound on the
-  false-alarm rate of the family).
-- `fallback`: the cycles since the CUSUM's estimated change point are pooled, and the drop
-  is shown when their pass rate is below the floor (baseline - `fallback_drop`) at 99% one
-  sided, counting the baseline's own uncertainty. It leaves when the last two cycles are
-  above the floor at the same confidence.
+- `retrain`: a Bernoulli CUSUM per scope (monitor.stats.sequential) weighing "dropped by the
+  full `retrain_drop`" against "dropped by a fifth of it" (ALLOWANCE), so small wiggles gather
+  no evidence. The baseline is itself an estimate, so the detector's p0 is the baseline less
+  half its standard error: a baseline that came out high by chance must not page anyone. A
+  watcher without the allowance only asks for the larger sample while a drop may be starting.
+  Segments add log(#segments) to the threshold (a Bonferroni bound on the family's false
+  alarms), and a segment's own baseline is pulled towards the feature's.
+- `fallback`: the pass rate of the cycles since the CUSUM's estimated change point (each
+  window from there to now, at most FALLBACK_WINDOWS, Bonferroni over them) is shown below
+  the floor (baseline - `fallback_drop`) at 95% one sided, counting the baseline's own
+  error. It leaves once the last two cycles are above the floor at 99%.
 - `drift`: a cycle's signals drifted (significant after Benjamini-Hochberg and a large
   enough effect) for `cycles_to_fire` cycles in a row.
 - `stale`: `stale_cycles` cycles in a row with no human label received or no output.
@@ -70,8 +72,9 @@ FALLBACK_WINDOWS = 8
 FALLBACK_EXIT_Z = 2.326  # leave fallback once the last two cycles are above the floor at 99%
 FALLBACK_PENDING_Z = 1.0
 SEGMENT_PRIOR_LABELS = 100
-SEGMENT_SHRINK = 1.0
 """A segment's own baseline is pulled towards the feature's by this many pseudo-labels."""
+SEGMENT_SHRINK = 1.0
+"""...and lowered by this many standard errors of its own labels."""
 
 
 @dataclass(frozen=True)
