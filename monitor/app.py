@@ -52,6 +52,7 @@ def build_services(
     from monitor.api.auth import TokenBook
     from monitor.api.services import Services
     from monitor.cycle import CycleRunner
+    from monitor.exporter import build_registry
     from monitor.scheduler import FeatureScheduler
 
     engine = engine if engine is not None else open_store(settings)
@@ -64,6 +65,7 @@ def build_services(
         session_secret=secrets.token_bytes(32),  # sessions end when the daemon restarts
         notifier=notifier,
     )
+    services.registry = build_registry(engine, settings, clock)
     if scheduler:
         services.scheduler = FeatureScheduler(services)
     return services

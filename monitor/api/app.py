@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import monitor
 from monitor.api import batches, features, ofrep
+from monitor.api import metrics as metrics_route
 from monitor.api.problems import ApiError
 from monitor.api.review import router as review_router
 from monitor.api.services import Services
@@ -142,5 +143,6 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(batches.router(services))
     app.include_router(features.router(services))
     app.include_router(ofrep.router(services))
+    app.include_router(metrics_route.router(services))
     app.include_router(review_router(services), prefix="/review")
     return app

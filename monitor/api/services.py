@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client.registry import CollectorRegistry
 from sqlalchemy import Engine
 
 from monitor.config import Settings
@@ -35,3 +36,5 @@ class Services:
     session_secret: bytes
     scheduler: FeatureScheduler | None = None
     notifier: Any = None
+    registry: CollectorRegistry | None = None
+    """What `GET /metrics` exposes (`monitor.exporter.build_registry`)."""

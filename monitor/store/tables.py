@@ -135,6 +135,20 @@ cycles = Table(
     Column("restatements", Integer, nullable=False, default=0),
     Column("restated_at", UTCDateTime()),
     UniqueConstraint("feature", "at"),
+    # What /metrics reads at every scrape, without touching the results (migration 0003).
+    Index(
+        "ix_cycles_metrics",
+        "feature",
+        "status",
+        "at",
+        "sampled",
+        "pass_rate",
+        "started_at",
+        "finished_at",
+        "duration_seconds",
+        "restatements",
+        "restated_at",
+    ),
 )
 
 baselines = Table(
