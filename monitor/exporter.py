@@ -30,7 +30,6 @@ from prometheus_client.core import (
     Metric,
     SummaryMetricFamily,
 )
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 from sqlalchemy import Engine
@@ -673,7 +672,7 @@ class TextExposition:
     writes it, minus its per-sample name validation (ours are fixed, valid names): a family
     yielded again as the same object reuses its text from the previous scrape."""
 
-    CONTENT_TYPE = CONTENT_TYPE_LATEST
+    CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
