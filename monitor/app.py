@@ -20,6 +20,7 @@ from monitor.errors import MonitorError
 from monitor.store.engine import make_engine, migrate
 
 if TYPE_CHECKING:
+    import httpx
     import uvicorn
 
     from monitor.api.services import Services
@@ -69,6 +70,18 @@ def build_services(
     if scheduler:
         services.scheduler = FeatureScheduler(services)
     return services
+
+
+def daemon_services(settings: Settings, http: httpx.Client | None = None) -> Services:
+    """What `aiqm serve` runs: the configured store, judges, webhooks (over `http`) and scheduler."""
+    from monitor.judges import build_labellers
+    from monitor.notify import Notifier
+
+    engine = open_store(settings)
+    notifier = Notifier(engine, settings, http, _now) if http is not None and settings.webhooks else None
+    return build_services(
+        settings, engine=engine, labellers=build_labellers(settings, engine, _now), notifier=notifier
+    )
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -148,7 +161,10 @@ def serve(
     from monitor.api.app import create_app
 
     configure_logging()
-    services = services if services is not None else build_services(settings)
+    import httpx
+
+    http = httpx.Client(timeout=30) if services is None and settings.webhooks else None
+    services = services if services is not None else daemon_services(settings, http)
     sock: socket.socket | None = None
     try:
         sock = listen(host or settings.server.host, settings.server.port if port is None else port)
@@ -178,5 +194,7 @@ def serve(
     finally:
         if sock is not None:
             sock.close()
+        if http is not None:
+            http.close()
         services.engine.dispose()
     return 0

@@ -265,3 +265,35 @@ def test_a_failing_cycle_is_logged_and_the_scheduler_goes_on(
     counting.fail = False
     outcome = scheduler.run_due(LOGGED)
     assert outcome is not None and outcome.at == DUE
+
+
+def test_the_daemon_runs_the_configured_judges_and_webhooks(store_url: str) -> None:
+    import httpx
+
+    from monitor.app import daemon_services
+    from monitor.judges.runner import JudgeLabeller
+    from monitor.notify import Notifier
+
+    settings = Settings(
+        database_url=store_url,
+        webhooks=({"name": "ops", "url": "http://127.0.0.1:9/hook"},),  # type: ignore[arg-type]
+        features={
+            CONFIGURED: {
+                "owner": "team@example.com",
+                "judges": ({"name": "short", "kind": "length", "max_chars": 500},),
+            }
+        },  # type: ignore[dict-item]
+    )
+    with httpx.Client() as http:
+        services = daemon_services(settings, http)
+        try:
+            assert any(isinstance(labeller, JudgeLabeller) for labeller in services.runner.labellers)
+            assert isinstance(services.notifier, Notifier)
+            assert services.scheduler is not None
+        finally:
+            services.engine.dispose()
+    plain = daemon_services(Settings(database_url=store_url))
+    try:
+        assert list(plain.runner.labellers) == [] and plain.notifier is None
+    finally:
+        plain.engine.dispose()
