@@ -1,0 +1,69 @@
+"""The dashboards type-check against Grafana's own model: the TypeScript types of npm's
+`@grafana/schema` (`Dashboard`), with `tsc --noEmit --strict`. String enums of the schema are
+compared by their values (`ThresholdsMode.Absolute` is `"absolute"` in JSON). Needs node and
+npm (and the npm registry); skipped without them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+JSON_OF = (
+    "type Json<T> = T extends string ? `${T}` : T extends readonly (infer U)[] ? Json<U>[]"
+    " : T extends object ? { [K in keyof T]: Json<T[K]> } : T;\n"
+)
+
+
+def test_the_dashboards_are_grafana_dashboards(tmp_path: Path) -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed")
+    install = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--silent", "@grafana/schema@11", "typescript@5"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if install.returncode != 0:
+        pytest.skip(f"npm could not install @grafana/schema: {install.stderr[-500:]}")
+    files = []
+    for path in sorted((ROOT / "grafana" / "dashboards").glob("*.json")):
+        name = path.stem.replace("-", "_")
+        source = tmp_path / f"{name}.ts"
+        source.write_text(
+            'import type { Dashboard } from "@grafana/schema";\n'
+            + JSON_OF
+            + f"export const {name}: Json<Dashboard> = {path.read_text(encoding='utf-8')};\n",
+            encoding="utf-8",
+        )
+        files.append(source.name)
+    assert files
+    checked = subprocess.run(
+        [
+            str(tmp_path / "node_modules" / ".bin" / "tsc"),
+            "--noEmit",
+            "--strict",
+            "--skipLibCheck",
+            "--module",
+            "esnext",
+            "--moduleResolution",
+            "bundler",
+            "--target",
+            "es2022",
+            *files,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
