@@ -31,13 +31,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import CliRunner
 from test_deploy_config import concrete, dashboard_queries
 
 from monitor.simulate import CHANNELS, LANGUAGES, WEEK, HistorySpec, write_history
 
 pytestmark = pytest.mark.slow
 
+CliRunner = Callable[..., Any]  # the `aiqm` fixture of tests/conftest.py
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 FEATURE = "support-reply"
