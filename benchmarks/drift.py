@@ -126,11 +126,10 @@ def run_scipy(reference: Data, current: Data) -> dict[str, Any]:
 def _ours_compare(
     prepared: dict[str, Any], ref_counts: dict[str, dict[str, int]], current: Data
 ) -> dict[str, Any]:
-    from monitor.stats import compare_categorical, compare_numeric, decide
+    from monitor.stats import compare_categorical, decide
+    from monitor.stats.drift_result import compare_numeric_columns
 
-    measurements = []
-    for name in NUMERIC:
-        measurements += compare_numeric(name, prepared[name], current[name])
+    measurements = compare_numeric_columns([(name, prepared[name], current[name]) for name in NUMERIC])
     for name in CATEGORICAL:
         measurements += compare_categorical(name, ref_counts[name], _counts(current[name]))
     results = decide(measurements)

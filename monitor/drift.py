@@ -38,7 +38,7 @@ from monitor.stats.drift_result import (
     DriftResult,
     DriftThresholds,
     compare_categorical,
-    compare_numeric,
+    compare_numeric_columns,
     decide,
     untested,
 )
@@ -192,6 +192,7 @@ def compare_columns(
     (see :mod:`monitor.stats.drift_result`).
     """
     measurements: list[DriftMeasurement] = []
+    tested: list[tuple[str, NumericReference, npt.NDArray[np.float64]]] = []
     for name in sorted(set(reference.numeric) | set(current.numeric)):
         prepared = reference.numeric.get(name)
         values = current.numeric.get(name, np.zeros(0))
@@ -199,7 +200,8 @@ def compare_columns(
             n_current = int(np.count_nonzero(np.isfinite(values)))
             measurements.append(untested(name, "numeric", 0, n_current))
         else:
-            measurements.extend(compare_numeric(name, prepared, values))
+            tested.append((name, prepared, values))
+    measurements.extend(compare_numeric_columns(tested))
     for name in sorted(set(reference.categorical) | set(current.categorical)):
         measurements.extend(
             compare_categorical(name, reference.categorical.get(name, {}), current.categorical.get(name, {}))
