@@ -211,8 +211,9 @@ class CycleRunner:
         actions = action_counts(window)
         quality = _quality_of(conn, feature, at, settings, actions, action_model(baseline_row))
         outputs = len(window)
-        human = q.labels_received(conn, feature, done[-1]["at"] if done else None, at, "human")
-        received = q.labels_received(conn, feature, done[-1]["at"] if done else None, at)
+        since = done[-1]["at"] if done else None
+        human = q.labels_received(conn, feature, since, at, "human")
+        received = q.labels_received(conn, feature, since, at)
         result: dict[str, Any] = {
             "sample_size": row["result"].get("sample_size", settings.sample_size),
             "quality": {scope: value.to_json() for scope, value in quality.items()},
@@ -224,34 +225,28 @@ class CycleRunner:
         judges = _judges_of(conn, feature, at)
         if judges:
             result["judges"] = {name: pairs.to_json(settings.confidence) for name, pairs in judges.items()}
+        baseline_row = baseline_row or self._adopt_default_baseline(
+            conn, feature, settings, [*done, {**row, "result": result}], now
+        )
+        baseline = _baseline_from_row(baseline_row) if baseline_row else None
+        drifted: tuple[str, ...] = ()
+        if baseline_row is not None:
+            report = self._drift(conn, feature, settings, baseline_row, window)
+            result["drift"] = [entry.to_json() for entry in report.primary]
+            result["drifted"] = report.drifted
+            drifted = tuple(report.drifted)
+            result["baseline_version"] = baseline_row["version"]
+            self._propose_baseline(conn, feature, baseline_row, row["window_start"], at, now)
         this = CycleFacts(
             at=at,
             outputs=outputs,
             human_labels_received=human,
             labels_received=received,
             quality=quality,
+            drifted=drifted,
+            drift_checked=baseline_row is not None,
             judges=judges,
         )
-        baseline_row = baseline_row or self._adopt_default_baseline(
-            conn, feature, settings, [*done, {**row, "result": result}], now
-        )
-        baseline = _baseline_from_row(baseline_row) if baseline_row else None
-        if baseline_row is not None:
-            report = self._drift(conn, feature, settings, baseline_row, window)
-            result["drift"] = [entry.to_json() for entry in report.primary]
-            result["drifted"] = report.drifted
-            this = CycleFacts(
-                at=at,
-                outputs=outputs,
-                human_labels_received=human,
-                labels_received=received,
-                quality=quality,
-                drifted=tuple(report.drifted),
-                drift_checked=True,
-                judges=judges,
-            )
-            result["baseline_version"] = baseline_row["version"]
-            self._propose_baseline(conn, feature, baseline_row, row["window_start"], at, now)
         everything = [_facts(r) for r in done] + [this]
         history = everything
         if baseline_row is not None:
