@@ -78,6 +78,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_brief(args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+    from monitor.brief import collect_brief, format_brief
+    from monitor.config import load_settings
+
+    settings = load_settings(args.config)
+    print(format_brief(collect_brief(settings, args.feature, open_store(settings))))
+    return EXIT_OK
+
+
 def cmd_drift(args: argparse.Namespace) -> int:
     from monitor.drift import OutputColumns, compare_columns, format_report, prepare_reference
     from monitor.ingest import OUTPUTS, read_records
@@ -335,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = add("status", cmd_status, "each feature's mode, triggers and last metrics")
     status.add_argument("--json", action="store_true")
     config_option(status)
+
+    brief = add("brief", cmd_brief, "the feature's one-page launch brief")
+    brief.add_argument("--feature", required=True)
+    config_option(brief)
 
     drift = add("drift", cmd_drift, "compare two JSONL files of logged outputs, signal by signal")
     drift.add_argument("reference", help="JSONL of the reference outputs")

@@ -104,6 +104,7 @@ def _write_config(folder: Path, database_url: str, specs: Sequence[HistorySpec])
             spec.feature: {
                 "owner": OWNERS.get(spec.feature, ("demo-owner@example.com", ""))[0],
                 "decision_owner": OWNERS.get(spec.feature, ("", "demo-lead@example.com"))[1],
+                "fallback_behaviour": "the feature is hidden and people do the task by hand",
             }
             for spec in specs
         },

@@ -114,6 +114,12 @@ def collect_status(engine: Engine, settings: Settings, now: datetime | None = No
         for name in features
         if settings.feature(name).owner.strip() in UNOWNED
     ]
+    warnings += [
+        f"{name} runs without a fallback behaviour: nobody knows what users get when it is switched "
+        f"off; set features.{name}.fallback_behaviour in the config (see aiqm brief --feature {name})"
+        for name, item in features.items()
+        if item["outputs"] and not settings.feature(name).fallback_behaviour.strip()
+    ]
     return {"generated_at": now.isoformat(), "features": features, "warnings": warnings}
 
 

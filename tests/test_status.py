@@ -98,7 +98,10 @@ def test_status_json_has_mode_triggers_last_cycle_baseline_and_proposals(
     assert orphan["triggers"] == [] and orphan["outputs"] > 0
     planned = report["features"]["planned"]
     assert planned["outputs"] == 0 and planned["mode_reason"] == "no outputs yet"
-    assert len(report["warnings"]) == 1 and "orphan has no owner" in report["warnings"][0]
+    owners = [w for w in report["warnings"] if "no owner" in w]
+    assert len(owners) == 1 and "orphan has no owner" in owners[0]
+    fallbacks = [w for w in report["warnings"] if "without a fallback behaviour" in w]
+    assert [w.split()[0] for w in fallbacks] == ["drafts", "orphan"]  # running ones only, not `planned`
 
 
 def test_status_text_says_the_same(store: dict[str, Any], aiqm: CliRunner) -> None:
@@ -115,6 +118,9 @@ def test_status_text_says_the_same(store: dict[str, Any], aiqm: CliRunner) -> No
     assert "cycles 8" in drafts
     assert "warning: orphan has no owner" in text
     assert "last cycle: none yet" in text[text.index("orphan") :]
+    brief = aiqm("brief", "--feature", "drafts", "--config", store["config"], env=store["env"])
+    assert brief.code == 0, brief.err
+    assert "Current mode:     review" in brief.out and "Baseline:         v1 " in brief.out
 
 
 def test_an_override_shows_as_the_mode(engine: Engine, store: dict[str, Any], aiqm: CliRunner) -> None:
