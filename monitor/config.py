@@ -437,12 +437,19 @@ def load_settings(path: str | Path | None = None) -> Settings:
             raise ConfigError(f"{file}: cannot read: {exc}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"{file}: not valid YAML: nested too deeply") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{file}: the top level must be a mapping of settings")
+        odd = [key for key in loaded if not isinstance(key, str)]
+        if odd:
+            raise ConfigError(f"{file}: invalid configuration\n  {odd[0]!r}: unknown key (keys are names)")
         raw = {**loaded, "config_file": file}
     try:
         return Settings(**raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid configuration: nested too deeply") from None

@@ -377,7 +377,12 @@ def loads(raw: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         raise InputError(_why_not_json(raw, exc)) from None
     if _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZERO):
-        value = json.loads(raw)
+        try:
+            value = json.loads(raw)
+        except RecursionError:  # orjson nests 1,024 levels, the standard library fewer
+            raise InputError(f"not valid JSON (nested more than {MAX_JSON_DEPTH} levels deep)") from None
+        except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
+            raise InputError(f"not valid JSON ({exc})") from None
     return value
 
 
