@@ -242,6 +242,11 @@ class FeatureSettings(_Strict):
     review_path: str = ""
     fallback_behaviour: str = ""
     known_limitations: tuple[str, ...] = ()
+    # The cost of quality (`aiqm report`).
+    review_hourly_usd: float = Field(50.0, ge=0, description="what an hour of a reviewer's time costs")
+    budget_usd_per_week: float | None = Field(
+        None, ge=0, description="model + judges + reviewers per week; over it, a `budget` event; None: none"
+    )
 
     @field_validator("schedule")
     @classmethod
