@@ -41,7 +41,11 @@ def _import(args: argparse.Namespace, kind_name: str) -> int:
     from monitor.config import load_settings
     from monitor.ingest import LABELS, OUTPUTS, import_file
 
-    engine = open_store(load_settings(args.config))
+    from monitor.privacy import storage_redaction
+
+    settings = load_settings(args.config)
+    engine = open_store(settings)
+    redact = storage_redaction(settings) if kind_name == "outputs" else None
     status = EXIT_OK
     for path in args.paths:
         if path != "-" and not Path(path).is_file():
@@ -49,7 +53,15 @@ def _import(args: argparse.Namespace, kind_name: str) -> int:
             status = EXIT_USAGE
             continue
         summary = (
-            import_file(engine, path, OUTPUTS, _now, skip_bad=args.skip_bad, rejects_dir=args.rejects_dir)
+            import_file(
+                engine,
+                path,
+                OUTPUTS,
+                _now,
+                skip_bad=args.skip_bad,
+                rejects_dir=args.rejects_dir,
+                prepare=redact,
+            )
             if kind_name == "outputs"
             else import_file(engine, path, LABELS, _now, skip_bad=args.skip_bad, rejects_dir=args.rejects_dir)
         )
@@ -61,6 +73,24 @@ def _import(args: argparse.Namespace, kind_name: str) -> int:
         if summary.rejected and not args.skip_bad:
             status = EXIT_USAGE
     return status
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+    from monitor.config import load_settings
+    from monitor.privacy import apply_retention
+
+    settings = load_settings(args.config)
+    days = args.days if args.days is not None else settings.privacy.retention_days
+    if days is None:
+        _err("no retention configured: set privacy.retention_days in the config, or pass --days")
+        return EXIT_USAGE
+    if days <= 0:
+        _err("--days must be positive")
+        return EXIT_USAGE
+    cleared = apply_retention(open_store(settings), days, _now())
+    print(f"raw inputs and outputs older than {days:g} days deleted from {cleared} outputs")
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -136,9 +166,22 @@ def cmd_cycle(args: argparse.Namespace) -> int:
             continue
         outcome = runner.run(name, at)
         print(json.dumps({"feature": name, **outcome.to_json()}))
+        _check_budget(engine, settings, name, at)
     if settings.webhooks:
         _notify(engine, settings, args.feature)
     return EXIT_OK
+
+
+def _check_budget(engine: Engine, settings: Settings, feature: str, at: datetime) -> None:
+    """A week over the feature's `budget_usd_per_week` becomes a `budget` event (the webhooks send it)."""
+    from monitor.costs import check_budget
+    from monitor.store.cycle_queries import cycle_row
+
+    with engine.connect() as conn:
+        row = cycle_row(conn, feature, at)
+    over = check_budget(engine, settings, feature, row, _now()) if row is not None else None
+    if over is not None:
+        _err(f"{feature}: the week cost ${over.total_usd:,.2f}, over its budget ${over.budget_usd:,.2f}")
 
 
 def _notify(engine: Engine, settings: Settings, feature: str | None) -> None:
@@ -341,6 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke = add("revoke", cmd_token_revoke, "revoke a token made by `aiqm token create`", token_sub)
     token_revoke.add_argument("--name", required=True)
     config_option(token_revoke)
+
+    retention = add(
+        "retention", cmd_retention, "delete raw inputs and outputs older than privacy.retention_days"
+    )
+    retention.add_argument("--days", type=float, default=None, help="override privacy.retention_days")
+    config_option(retention)
 
     status = add("status", cmd_status, "each feature's mode, triggers and last metrics")
     status.add_argument("--json", action="store_true")
