@@ -327,6 +327,31 @@ class MetricsSettings(_Strict):
     )
 
 
+class PrivacySettings(_Strict):
+    """Redaction of personal data and retention of raw text (see `monitor.privacy`)."""
+
+    redact: bool = Field(False, description="replace e-mails, phones, card numbers, IBANs and `patterns`")
+    patterns: tuple[str, ...] = Field((), description="more regular expressions to redact")
+    redact_before: Literal["storage", "judges"] = Field(
+        "storage", description="storage: redact at ingest; judges: store raw, redact what judges see"
+    )
+    retention_days: float | None = Field(
+        None, gt=0, description="raw inputs and outputs older than this are deleted (None: kept)"
+    )
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return value
+
+
 class Settings(BaseSettings):
     """The whole configuration. Environment variables `AIQM_<NAME>` win over the file."""
 
@@ -338,6 +363,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     server: ServerSettings = ServerSettings()
     metrics: MetricsSettings = MetricsSettings()
+    privacy: PrivacySettings = PrivacySettings()
     tokens: tuple[TokenSettings, ...] = ()
     webhooks: tuple[WebhookSettings, ...] = ()
     defaults: FeatureSettings = FeatureSettings()

@@ -124,8 +124,12 @@ def import_file(
     *,
     skip_bad: bool = False,
     rejects_dir: Path | None = None,
+    prepare: Callable[[R], R] | None = None,
 ) -> FileSummary:
-    """Import one JSONL file (`-` for standard input) in one transaction."""
+    """Import one JSONL file (`-` for standard input) in one transaction.
+
+    `prepare` changes each valid record before it is stored (privacy's redaction).
+    """
     source = "<stdin>" if path == "-" else path
     summary = FileSummary(source=source)
     rejects = _Rejects(path, kind.name, rejects_dir)
@@ -134,7 +138,9 @@ def import_file(
     try:
         with _open(path) as stream, _rarer_young_collections(), engine.begin() as conn:
             with bulk_writes(conn):
-                _stream_into(conn, stream, kind, now, summary, rejects if skip_bad else None, progress)
+                _stream_into(
+                    conn, stream, kind, now, summary, rejects if skip_bad else None, progress, prepare
+                )
             if summary.rejected and not skip_bad:
                 summary.committed = False
                 summary.stored = summary.duplicates = summary.replaced = 0
@@ -154,6 +160,7 @@ def _stream_into(
     summary: FileSummary,
     rejects: _Rejects | None,
     progress: _Progress,
+    prepare: Callable[[R], R] | None = None,
 ) -> None:
     """Validate every line; write the good ones in batches (none once a line was bad, unless skipping)."""
     batch: list[tuple[int, R]] = []
@@ -171,6 +178,8 @@ def _stream_into(
             continue
         if summary.rejected and rejects is None:
             continue  # keep reading to report every bad line; nothing will be stored
+        if prepare is not None:
+            record = prepare(record)
         batch.append((number, record))
         if len(batch) >= BATCH:
             _write_batch(conn, kind, batch, now(), summary, rejects)

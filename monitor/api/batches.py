@@ -24,6 +24,7 @@ from monitor.api.auth import Principal, require
 from monitor.api.schemas import BatchErrors, BatchResult, LabelIn, OutputIn, TooLarge
 from monitor.api.services import Services
 from monitor.errors import InputError
+from monitor.privacy import storage_redaction
 from monitor.records import LabelRecord, OutputRecord, loads, validate_label, validate_output
 from monitor.store.writes import insert_labels, insert_outputs, missing_outputs
 
@@ -105,6 +106,9 @@ def store_outputs(services: Services, items: Sequence[Any]) -> JSONResponse:
     if errors:
         return _unprocessable(errors)
     records: list[OutputRecord] = [record for _, record in indexed]
+    redact = storage_redaction(services.settings)
+    if redact is not None:
+        records = [redact(record) for record in records]
     with services.engine.begin() as conn:
         counts = insert_outputs(conn, records, services.clock())
     if services.scheduler is not None and records:

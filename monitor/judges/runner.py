@@ -14,6 +14,7 @@ counts what was already spent, so nothing is paid for twice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from monitor.config import (
 from monitor.judges.base import Judge, JudgeError, JudgeInput, JudgeVerdict
 from monitor.judges.llm import LLMJudge
 from monitor.judges.rules import JsonJudge, LengthJudge, PatternJudge, RefusalJudge
+from monitor.privacy import redactor_for
 from monitor.records import LabelRecord
 from monitor.store import judge_queries as jq
 
@@ -120,6 +122,14 @@ class JudgeLabeller:
         done = {(r["judge"], r["output_id"]): r for r in earlier if r["verdict"] is not None}
         exhausted_before = {(r["judge"], r["output_id"]) for r in earlier if r["error"] == BUDGET_EXHAUSTED}
         items = [_judge_input(stored[i]) for i in output_ids if i in stored]
+        redactor = redactor_for(self.settings)
+        if redactor is not None:  # whatever the store kept, a judge never sees personal data
+            items = [
+                dataclasses.replace(
+                    item, input=redactor.value(item.input), output=redactor.value(item.output)
+                )
+                for item in items
+            ]
         labels: list[LabelRecord] = []
         for judge_settings in configured:
             judge = make_judge(judge_settings, http, self.sleep)

@@ -1,0 +1,128 @@
+"""Privacy: redaction of personal data, and retention of raw inputs and outputs.
+
+Redaction (config `privacy.redact`) replaces e-mail addresses, phone numbers, payment card
+numbers (only digit runs that pass the Luhn check), IBAN-like account numbers and every match
+of the configured `privacy.patterns` with a placeholder (`[EMAIL]`, `[PHONE]`, `[CARD]`,
+`[IBAN]`, `[REDACTED]`). It applies to a logged output's `input` and `output`: a string, or
+every string leaf of a JSON value (keys are kept). With `redact_before: storage` (the default)
+it runs on every ingest path (`aiqm ingest`, `POST /v1/outputs`) before anything is written;
+with `redact_before: judges` the store keeps the raw text and only what is sent to a judge is
+redacted.
+
+Retention (config `privacy.retention_days`): raw inputs and outputs of outputs older than N
+days (by their `ts`) are set to NULL; everything else about them stays (lengths, signals,
+segments, samples, labels and their verdicts, cycles), so aggregates and history are intact.
+`aiqm retention` runs it; the daemon runs it daily.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, null, or_, select, update
+
+from monitor.records import OutputRecord
+from monitor.store.tables import outputs
+
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+IBAN_RE = re.compile(r"\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b")
+CARD_RE = re.compile(r"\b(?:[0-9][ -]?){12,18}[0-9]\b")
+PHONE_RE = re.compile(r"(?<![\w+(])(?:\+|\()?[0-9][0-9 ()./-]{6,}[0-9](?!\w)")
+MIN_PHONE_DIGITS = 7
+MAX_PHONE_DIGITS = 15  # E.164
+DATE_RE = re.compile(r"[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{4}")
+
+
+def luhn_ok(digits: str) -> bool:
+    """Whether a string of digits passes the Luhn check (payment card numbers do)."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if position % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _card(match: re.Match[str]) -> str:
+    digits = re.sub(r"[ -]", "", match.group(0))
+    return "[CARD]" if 13 <= len(digits) <= 19 and luhn_ok(digits) else match.group(0)
+
+
+def _phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if DATE_RE.fullmatch(text.strip()) is not None:
+        return text
+    digits = sum(c.isdigit() for c in text)
+    return "[PHONE]" if MIN_PHONE_DIGITS <= digits <= MAX_PHONE_DIGITS else text
+
+
+class Redactor:
+    """Replaces personal data in text and in JSON values' string leaves."""
+
+    def __init__(self, patterns: Sequence[str] = ()) -> None:
+        self.extra = [re.compile(pattern) for pattern in patterns]
+
+    def text(self, value: str) -> str:
+        if "@" in value:
+            value = EMAIL_RE.sub("[EMAIL]", value)
+        if any(c.isdigit() for c in value):
+            value = IBAN_RE.sub("[IBAN]", value)
+            value = CARD_RE.sub(_card, value)
+            value = PHONE_RE.sub(_phone, value)
+        for pattern in self.extra:
+            value = pattern.sub("[REDACTED]", value)
+        return value
+
+    def value(self, value: Any) -> Any:
+        """A string redacted, or a JSON value with every string leaf redacted (keys kept)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {key: self.value(inner) for key, inner in value.items()}
+        if isinstance(value, list):
+            return [self.value(inner) for inner in value]
+        return value
+
+    def record(self, record: OutputRecord) -> OutputRecord:
+        """The record with its input and output redacted."""
+        if record.input is None and record.output is None:
+            return record
+        return dataclasses.replace(record, input=self.value(record.input), output=self.value(record.output))
+
+
+def redactor_for(settings: Any) -> Redactor | None:
+    """The redactor `privacy` asks for, or None when redaction is off."""
+    privacy = settings.privacy
+    return Redactor(privacy.patterns) if privacy.redact else None
+
+
+def storage_redaction(settings: Any) -> Callable[[OutputRecord], OutputRecord] | None:
+    """What ingest applies to each record before storing it (None: store as received)."""
+    redactor = redactor_for(settings)
+    if redactor is None or settings.privacy.redact_before != "storage":
+        return None
+    return redactor.record
+
+
+def apply_retention(engine: Engine, days: float, now: datetime, chunk: int = 10_000) -> int:
+    """Set the raw input and output of outputs older than `days` to NULL; returns how many.
+
+    Works in chunks of `chunk` rows per transaction, so a large backlog never holds a long lock.
+    """
+    cutoff = now - timedelta(days=days)
+    raw_kept = and_(outputs.c.ts < cutoff, or_(outputs.c.input.is_not(None), outputs.c.output.is_not(None)))
+    cleared = 0
+    while True:
+        with engine.begin() as conn:
+            pks = [row[0] for row in conn.execute(select(outputs.c.pk).where(raw_kept).limit(chunk))]
+            if not pks:
+                return cleared
+            conn.execute(update(outputs).where(outputs.c.pk.in_(pks)).values(input=null(), output=null()))
+        cleared += len(pks)
