@@ -40,7 +40,6 @@ def _import(args: argparse.Namespace, kind_name: str) -> int:
     from monitor.app import open_store
     from monitor.config import load_settings
     from monitor.ingest import LABELS, OUTPUTS, import_file
-
     from monitor.privacy import storage_redaction
 
     settings = load_settings(args.config)
@@ -115,6 +114,25 @@ def cmd_brief(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     print(format_brief(collect_brief(settings, args.feature, open_store(settings))))
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+    from monitor.config import load_settings
+    from monitor.report import collect_report, default_path, render_html
+
+    week = None
+    if args.week:
+        try:
+            week = datetime.strptime(args.week, "%Y-%m-%d").date()
+        except ValueError:
+            raise InputError("must be a date as YYYY-MM-DD", source="--week") from None
+    settings = load_settings(args.config)
+    report = collect_report(open_store(settings), settings, args.feature, week)
+    path = Path(args.out) if args.out else Path.cwd() / default_path(args.feature, report["cycle"]["at"])
+    path.write_text(render_html(report), encoding="utf-8")
+    print(path)
     return EXIT_OK
 
 
@@ -398,6 +416,16 @@ def build_parser() -> argparse.ArgumentParser:
     brief = add("brief", cmd_brief, "the feature's one-page launch brief")
     brief.add_argument("--feature", required=True)
     config_option(brief)
+
+    report = add("report", cmd_report, "the weekly digest as one self-contained HTML file")
+    report.add_argument("--feature", required=True)
+    report.add_argument(
+        "--week", default=None, metavar="DATE", help="the cycle on or before DATE (default: last)"
+    )
+    report.add_argument(
+        "--out", default=None, metavar="PATH", help="default: aiqm-report-<feature>-<date>.html"
+    )
+    config_option(report)
 
     drift = add("drift", cmd_drift, "compare two JSONL files of logged outputs, signal by signal")
     drift.add_argument("reference", help="JSONL of the reference outputs")
