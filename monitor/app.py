@@ -40,6 +40,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def session_secret(engine: Engine) -> bytes:
+    """The review sessions' signing secret, stored once in the store so that replicas share it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitor.store.secret_queries import shared_secret
+
+    try:
+        return shared_secret(engine, "session")
+    except SQLAlchemyError as exc:  # a store without the table: sessions end with the process
+        log.warning("no shared session secret in the store (%s); using a random one", type(exc).__name__)
+        return secrets.token_bytes(32)
+
+
 def build_services(
     settings: Settings,
     *,
@@ -63,7 +76,7 @@ def build_services(
         runner=CycleRunner(engine, settings, clock, labellers=labellers),
         clock=clock,
         tokens=TokenBook(settings, engine),
-        session_secret=secrets.token_bytes(32),  # sessions end when the daemon restarts
+        session_secret=session_secret(engine),
         notifier=notifier,
     )
     services.registry = build_registry(engine, settings, clock)

@@ -20,6 +20,11 @@ Never two cycles of one feature at once: `max_instances=1`, and a per-feature lo
 job and a manual run meet. `shutdown(wait=True)` stops taking jobs and lets a running cycle
 finish (the daemon calls it on SIGTERM).
 
+Replicas: on PostgreSQL several daemons may share the store; only the leader (`monitor.leader`,
+a session-level advisory lock) runs the jobs, the others stand by and take over when it dies.
+`start()` competes for the leadership; a scheduler that is not the leader is `active` but not
+`running`. On SQLite the daemon is always the leader.
+
 Jobs in the store refer to the function `run_scheduled_cycle` and to `(key, feature)`, where
 `key` names the running `FeatureScheduler` of this process for that store (jobs are pickled:
 the scheduler itself cannot be stored in them).
@@ -38,6 +43,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from sqlalchemy import select
 
 from monitor.errors import InputError
@@ -48,6 +54,7 @@ from monitor.store.tables import cycles
 if TYPE_CHECKING:
     from monitor.api.services import Services
     from monitor.cycle import CycleOutcome
+    from monitor.leader import Leadership
 
 __all__ = ["JOBS_TABLE", "FeatureScheduler", "job_id", "run_scheduled_cycle"]
 
@@ -86,12 +93,18 @@ class FeatureScheduler:
         self._locks: dict[str, threading.Lock] = {}
         self._known: frozenset[str] = frozenset()
         self._locks_guard = threading.Lock()
-        self._scheduler = BackgroundScheduler(
+        self._max_workers = max_workers
+        self._leadership: Leadership | None = None
+        self._stop_wait = False
+        self._scheduler = self._new_scheduler()
+
+    def _new_scheduler(self) -> BackgroundScheduler:
+        return BackgroundScheduler(
             jobstores={
-                "default": SQLAlchemyJobStore(engine=services.engine, tablename=JOBS_TABLE),
+                "default": SQLAlchemyJobStore(engine=self.services.engine, tablename=JOBS_TABLE),
                 "memory": MemoryJobStore(),
             },
-            executors={"default": ThreadPoolExecutor(max_workers=max_workers)},
+            executors={"default": ThreadPoolExecutor(max_workers=self._max_workers)},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
@@ -103,8 +116,41 @@ class FeatureScheduler:
         """Whether jobs are being run (started and not shut down)."""
         return bool(self._scheduler.running)
 
-    def start(self) -> None:
+    @property
+    def active(self) -> bool:
+        """Started and not shut down: running the jobs (the leader) or standing by for the lock."""
+        return self._leadership is not None
+
+    @property
+    def leader(self) -> bool:
+        """Whether this process leads (runs the scheduled cycles)."""
+        return self._leadership is not None and self._leadership.leader
+
+    def start(self, *, retry_seconds: float | None = None) -> None:
+        """Compete for the leadership; as leader (at once on SQLite, or when elected), run the jobs."""
+        if self._leadership is not None:
+            return
+        from monitor.leader import RETRY_SECONDS, Leadership
+
+        self._stop_wait = False
+        leadership = Leadership(
+            self.services.engine,
+            self._start_jobs,
+            lambda: self._stop_jobs(self._stop_wait),
+            retry_seconds=RETRY_SECONDS if retry_seconds is None else retry_seconds,
+        )
+        self._leadership = leadership
+        try:
+            leadership.start()
+        except BaseException:
+            self._leadership = None
+            leadership.stop()
+            raise
+
+    def _start_jobs(self) -> None:
         """Load the stored jobs, add the missing ones, then start running them (missed ones first)."""
+        if self._scheduler.state != STATE_STOPPED:
+            return
         with _REGISTRY_LOCK:
             other = _REGISTRY.get(self.key)
             if other is not None and other is not self and other.running:
@@ -123,15 +169,23 @@ class FeatureScheduler:
                 replace_existing=True,
             )
         except BaseException:
-            self.shutdown(wait=False)
+            self._stop_jobs(wait=False)
             raise
         self._scheduler.resume()
         log.info("scheduler started with %d feature job(s)", len(self.jobs()))
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stop taking jobs; with `wait`, let a running cycle finish first."""
+        """Stop taking jobs and competing; with `wait`, let a running cycle finish first."""
+        leadership, self._leadership = self._leadership, None
+        self._stop_wait = wait
+        if leadership is not None:
+            leadership.stop()
+        self._stop_jobs(wait)
+
+    def _stop_jobs(self, wait: bool) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=wait)
+            self._scheduler = self._new_scheduler()  # a new leadership starts a fresh one
         with _REGISTRY_LOCK:
             if _REGISTRY.get(self.key) is self:
                 del _REGISTRY[self.key]

@@ -73,7 +73,7 @@ def create_app(services: Services) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         scheduler = services.scheduler
         started = False
-        if scheduler is not None and not scheduler.running:
+        if scheduler is not None and not scheduler.active:
             await run_in_threadpool(scheduler.start)
             started = True
         try:
@@ -121,7 +121,7 @@ def create_app(services: Services) -> FastAPI:
     @app.get(
         "/readyz",
         tags=["health"],
-        summary="Readiness: the store answers and the scheduler runs",
+        summary="Readiness: the store answers and the scheduler runs (or stands by for the leadership)",
         responses={503: {"description": "not ready; the body says which part"}},
     )
     def readyz() -> JSONResponse:
@@ -133,10 +133,20 @@ def create_app(services: Services) -> FastAPI:
             log.warning("readiness: the store does not answer (%s)", type(exc).__name__)
             store = "unreachable"
         scheduler = services.scheduler
-        running = "running" if scheduler is not None and scheduler.running else "stopped"
-        ready = store == "ok" and running == "running"
+        running = "stopped"
+        if scheduler is not None and scheduler.running:
+            running = "running"
+        elif scheduler is not None and scheduler.active:
+            running = "standby"  # another replica leads; this one takes ingest and serves the API
+        ready = store == "ok" and running != "stopped"
+        leader = scheduler is not None and scheduler.leader
         return JSONResponse(
-            {"status": "ready" if ready else "not ready", "store": store, "scheduler": running},
+            {
+                "status": "ready" if ready else "not ready",
+                "store": store,
+                "scheduler": running,
+                "leader": leader,
+            },
             status_code=200 if ready else 503,
         )
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -284,6 +285,14 @@ notification_deliveries = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("delivered_at", UTCDateTime()),
     UniqueConstraint("event_pk", "sink"),
+)
+
+
+daemon_secrets = Table(
+    "daemon_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
 )
 
 

@@ -93,12 +93,18 @@ def test_readiness_needs_the_store_and_a_running_scheduler(engine: Engine) -> No
     with site(engine) as no_scheduler:
         answer = no_scheduler.http.get("/readyz")
         assert answer.status_code == 503
-        assert answer.json() == {"status": "not ready", "store": "ok", "scheduler": "stopped"}
+        assert answer.json() == {
+            "status": "not ready",
+            "store": "ok",
+            "scheduler": "stopped",
+            "leader": False,
+        }
     with site(engine, settings_for(), scheduler=True, prefix="second-") as running:
         assert running.http.get("/readyz").json() == {
             "status": "ready",
             "store": "ok",
             "scheduler": "running",
+            "leader": True,
         }
         assert running.services.scheduler is not None and running.services.scheduler.running
     assert not running.services.scheduler.running  # the app's shutdown stopped it

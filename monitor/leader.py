@@ -1,0 +1,153 @@
+"""Which replica runs the scheduled cycles: leader election over one PostgreSQL store.
+
+Several `aiqm serve` processes may share one PostgreSQL store: all of them take ingest and serve
+the API, but only the leader runs the scheduler (APScheduler's jobs live in the store, so two
+running schedulers would both fire them). The leader holds a session-level
+`pg_try_advisory_lock(LEADER_LOCK)` on a connection of its own, kept outside the pool; the other
+replicas try again every `retry_seconds`. When the leader dies its connection drops, PostgreSQL
+releases the lock, and the next try of another replica takes it over (server-side TCP keepalives
+on that connection bound how long a vanished host keeps it). A leader checks its connection at
+each tick too: once it is gone, the lock may be someone else's, so it stops its scheduler and
+competes again. A cycle is idempotent per (feature, scheduled time), so a cycle that two leaders
+meet in a hand-over still runs once.
+
+A SQLite store belongs to one process: its daemon is always the leader.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+__all__ = ["LEADER_LOCK", "Leadership"]
+
+log = logging.getLogger(__name__)
+
+LEADER_LOCK = 715517002  # the session-level advisory lock key of the scheduler's leader
+RETRY_SECONDS = 5.0
+KEEPALIVE = (
+    "SET tcp_keepalives_idle = 10",
+    "SET tcp_keepalives_interval = 5",
+    "SET tcp_keepalives_count = 3",
+)
+
+
+class Leadership:
+    """Calls `on_gain` when this process becomes the leader and `on_lose` when it stops being one."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        on_gain: Callable[[], None],
+        on_lose: Callable[[], None],
+        *,
+        retry_seconds: float = RETRY_SECONDS,
+    ) -> None:
+        self.engine = engine
+        self.on_gain = on_gain
+        self.on_lose = on_lose
+        self.retry_seconds = retry_seconds
+        self.elected = engine.dialect.name != "postgresql"
+        self._leader = False
+        self._conn: Connection | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def leader(self) -> bool:
+        return self._leader
+
+    def start(self) -> None:
+        """Compete once now (so a lone replica leads at once), then keep competing in a thread."""
+        self._stop.clear()
+        self._tick()
+        if self.elected:
+            return
+        self._thread = threading.Thread(target=self._loop, name="aiqm-leader", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop competing; a leader stops its scheduler (`on_lose`) and releases the lock."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.retry_seconds + 30)
+            self._thread = None
+        if self._leader:
+            self._step_down("stopping")
+        self._release()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.retry_seconds):
+            self._tick()
+
+    def _tick(self) -> None:
+        if self.elected:
+            if not self._leader:
+                self._leader = True
+                self.on_gain()
+            return
+        if self._leader:
+            if not self._alive():
+                self._step_down("its lock connection was lost")
+            return
+        if self._try_lock():
+            log.info("this replica is now the scheduler's leader")
+            self._leader = True
+            try:
+                self.on_gain()
+            except Exception:
+                log.exception("the scheduler did not start; giving up the leadership")
+                self._step_down("the scheduler did not start")
+
+    def _step_down(self, why: str) -> None:
+        log.warning("this replica stops leading the scheduler: %s", why)
+        self._leader = False
+        try:
+            self.on_lose()
+        except Exception:
+            log.exception("stopping the scheduler failed")
+        self._release()
+
+    def _alive(self) -> bool:
+        conn = self._conn
+        if conn is None:
+            return False
+        try:
+            held = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                f" AND objid = {LEADER_LOCK} AND granted"
+            ).scalar_one()
+        except Exception as exc:
+            log.warning("the leader's lock connection failed (%s)", type(exc).__name__)
+            return False
+        return bool(held)
+
+    def _try_lock(self) -> bool:
+        try:
+            if self._conn is None:
+                conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                conn.detach()  # never back to the pool: closing it must end the session
+                self._conn = conn
+                for statement in KEEPALIVE:
+                    try:
+                        conn.exec_driver_sql(statement)
+                    except Exception:  # a server without TCP keepalives: the lock still works
+                        log.debug("cannot set %s", statement)
+            got: Any = self._conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({LEADER_LOCK})").scalar_one()
+        except Exception as exc:
+            log.warning("cannot compete for the scheduler's leadership (%s); retrying", type(exc).__name__)
+            self._release()
+            return False
+        return bool(got)
+
+    def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()  # ends the session, and with it the advisory lock
+            except Exception:
+                log.debug("closing the lock connection failed", exc_info=True)
