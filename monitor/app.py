@@ -179,6 +179,9 @@ def serve(
     http = httpx.Client(timeout=30) if services is None and settings.webhooks else None
     services = services if services is not None else daemon_services(settings, http)
     sock: socket.socket | None = None
+    from monitor.privacy import RetentionLoop
+
+    retention = RetentionLoop.start_for(settings, services.engine, services.clock)
     try:
         sock = listen(host or settings.server.host, settings.server.port if port is None else port)
         url = base_url(sock)
@@ -205,6 +208,8 @@ def serve(
             raise MonitorError("the daemon did not start (see the log above)")
         log.info("stopped")
     finally:
+        if retention is not None:
+            retention.stop()
         if sock is not None:
             sock.close()
         if http is not None:

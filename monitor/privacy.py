@@ -18,7 +18,9 @@ segments, samples, labels and their verdicts, cycles), so aggregates and history
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +29,8 @@ from sqlalchemy import Engine, and_, null, or_, select, update
 
 from monitor.records import OutputRecord
 from monitor.store.tables import outputs
+
+log = logging.getLogger(__name__)
 
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 IBAN_RE = re.compile(r"\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b")
@@ -126,3 +130,56 @@ def apply_retention(engine: Engine, days: float, now: datetime, chunk: int = 10_
                 return cleared
             conn.execute(update(outputs).where(outputs.c.pk.in_(pks)).values(input=null(), output=null()))
         cleared += len(pks)
+
+
+class RetentionLoop:
+    """The daemon's retention: `apply_retention` at start and then every `interval_seconds` (daily).
+
+    A daemon thread; a failure is logged and retried at the next interval, never fatal.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        days: float,
+        clock: Callable[[], datetime],
+        interval_seconds: float = 86_400.0,
+    ) -> None:
+        self.engine = engine
+        self.days = days
+        self.clock = clock
+        self.interval = interval_seconds
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="aiqm-retention", daemon=True)
+
+    @classmethod
+    def start_for(cls, settings: Any, engine: Engine, clock: Callable[[], datetime]) -> RetentionLoop | None:
+        """Started when `privacy.retention_days` is set, else None."""
+        days = settings.privacy.retention_days
+        if days is None:
+            return None
+        loop = cls(engine, days, clock)
+        loop.start()
+        return loop
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                cleared = apply_retention(self.engine, self.days, self.clock())
+                if cleared:
+                    log.info(
+                        "retention: raw text of %d outputs older than %g days deleted", cleared, self.days
+                    )
+            except Exception:
+                log.exception("retention failed; retrying at the next interval")
+            self.runs += 1
+            self._stop.wait(self.interval)

@@ -192,3 +192,23 @@ def test_aiqm_retention_uses_the_configured_days(
     bare.write_text(f"database_url: '{store_url}'\n", encoding="utf-8")
     refused = aiqm("retention", "--config", bare)
     assert refused.code == 2 and "retention_days" in refused.err
+
+
+def test_the_daemon_runs_retention_at_start_and_then_at_every_interval(engine: Engine) -> None:
+    import time
+
+    from monitor.privacy import RetentionLoop
+
+    assert RetentionLoop.start_for(Settings(), engine, lambda: NOW) is None  # not configured: no loop
+    with engine.begin() as conn:
+        insert_outputs(conn, [validate_output(personal(0, days_old=100))], NOW)
+    loop = RetentionLoop(engine, 30, lambda: NOW, interval_seconds=0.05)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 20
+        while loop.runs < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        loop.stop()
+    assert loop.runs >= 2
+    assert stored(engine)["out-0"].input is None
