@@ -295,6 +295,23 @@ class WebhookSettings(_Strict):
         return self.url or os.environ.get(self.url_env, "")
 
 
+class DigestSettings(_Strict):
+    """The weekly digest (`aiqm report` after each cycle): email over SMTP and/or named webhooks."""
+
+    smtp_host: str = Field("", description="the SMTP server; empty: no email")
+    smtp_port: int = Field(25, ge=1, le=65535)
+    sender: str = Field("", alias="from", description="the From address")
+    to_owner: bool = Field(True, description="send to the feature's owner (when it is an email address)")
+    to: tuple[str, ...] = Field((), description="more recipients, for every feature")
+    starttls: bool = False
+    username_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$", description="env var: SMTP user")
+    password_env: str = Field(
+        "", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$", description="env var: SMTP password"
+    )
+    timeout_seconds: float = Field(30.0, gt=0)
+    webhooks: tuple[str, ...] = Field((), description="names of `webhooks` the digest is POSTed to")
+
+
 class TokenSettings(_Strict):
     name: str
     role: Role
@@ -366,6 +383,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     tokens: tuple[TokenSettings, ...] = ()
     webhooks: tuple[WebhookSettings, ...] = ()
+    digest: DigestSettings | None = Field(None, description="the weekly digest; None: none is sent")
     defaults: FeatureSettings = FeatureSettings()
     features: dict[str, FeatureSettings] = Field(default_factory=dict)
     config_file: Path | None = Field(None, exclude=True)

@@ -1,0 +1,112 @@
+"""The weekly digest arrives: by email at a real SMTP server on loopback (aiosmtpd), a plain-text
+body with the HTML report attached, and by webhook; the scheduler's after-cycle hook sends it."""
+
+from __future__ import annotations
+
+import email
+import json
+import socket
+from collections.abc import Iterator
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from digest_history import FEATURE, build, settings_for
+from sqlalchemy import Engine
+
+from monitor.config import DigestSettings, Settings, WebhookSettings
+from monitor.digest import after_cycle, deliver_digest
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], Message]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(
+            (envelope.mail_from, list(envelope.rcpt_tos), email.message_from_bytes(envelope.content))
+        )
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    with socket.socket() as probe:  # a free port: the controller checks itself by connecting to it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+def with_digest(port: int, **extra: Any) -> Settings:
+    digest = DigestSettings.model_validate(
+        {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "from": "aiqm@example.com",
+            "to": ["lead@example.com"],
+            **extra,
+        }
+    )
+    return settings_for().model_copy(update={"digest": digest})
+
+
+def test_the_digest_arrives_by_email(engine: Engine, tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
+    settings = with_digest(port)
+    times = build(engine, settings, tmp_path, weeks=8)
+    notes = deliver_digest(engine, settings, FEATURE)
+    assert notes == ["email: sent to ops-ml@example.com, lead@example.com"]
+    assert len(inbox.messages) == 1
+    sender, to, message = inbox.messages[0]
+    assert sender == "aiqm@example.com" and to == ["ops-ml@example.com", "lead@example.com"]
+    assert message["Subject"].startswith(f"[aiqm] {FEATURE} weekly review {times[-1]:%Y-%m-%d}: pass rate")
+    parts = list(message.walk())
+    body = next(p for p in parts if p.get_content_type() == "text/plain" and not p.get_filename())
+    text = body.get_payload(decode=True).decode()
+    assert text.startswith(f"{FEATURE}: weekly review") and "Cost of the week:" in text
+    attached = next(
+        p for p in parts if p.get_filename() == f"aiqm-report-{FEATURE}-{times[-1]:%Y-%m-%d}.html"
+    )
+    assert attached.get_content_type() == "text/html"
+    page = attached.get_payload(decode=True).decode()
+    assert page.count("data:image/png;base64,") == 4 and "Launch brief: ticket-triage" in page
+
+
+def test_after_the_cycle_the_digest_goes_to_the_webhook_too(
+    engine: Engine, tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    posted: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    hook = WebhookSettings(name="team", url="http://hooks.invalid/aiqm")
+    settings = with_digest(port, webhooks=["team"]).model_copy(update={"webhooks": (hook,)})
+    times = build(engine, settings, tmp_path, weeks=6)
+    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
+        notes = deliver_digest(engine, settings, FEATURE, http=http)
+    assert notes[-1] == "webhook team: HTTP 200"
+    assert posted[0]["kind"] == "digest" and posted[0]["feature"] == FEATURE
+    assert posted[0]["summary"].startswith(f"{FEATURE}: weekly review") and "<html" in posted[0]["html"]
+    inbox.messages.clear()
+    notes = after_cycle(engine, settings_for(), FEATURE, times[-1], lambda: times[-1])
+    assert notes == [] and inbox.messages == []  # no digest configured: nothing sent
+    over = settings.model_copy(
+        update={
+            "webhooks": (),
+            "features": {FEATURE: settings.feature(FEATURE).model_copy(update={"budget_usd_per_week": 0.01})},
+        }
+    )
+    notes = after_cycle(engine, over, FEATURE, times[-1], lambda: times[-1])
+    assert notes[0] == "budget: over" and notes[1].startswith("email: sent") and len(inbox.messages) == 1
