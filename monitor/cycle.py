@@ -29,6 +29,7 @@ from monitor.records import LabelRecord
 from monitor.sampling import Candidate, SamplingPlan, draw
 from monitor.stats import DriftThresholds, weighted_pass_rate
 from monitor.store import cycle_queries as q
+from monitor.store import sample_queries as sq
 from monitor.store.writes import ensure_feature, insert_labels
 from monitor.triggers import Baseline, CycleFacts, TriggerState, decide
 
@@ -150,10 +151,6 @@ class CycleRunner:
             if previous
             else settings.max_sample_size
         )
-        candidates = [
-            Candidate(c.output_id, c.segment, c.signals.get(settings.low_confidence_signal))
-            for c in q.unreviewed_in_window(conn, feature, start, at)
-        ]
         plan = SamplingPlan(
             size=size,
             min_per_stratum=settings.min_per_stratum,
@@ -162,7 +159,16 @@ class CycleRunner:
             low_confidence_share=settings.low_confidence_oversample,
         )
         seed = self.cycle_seed(feature, at)
-        chosen = draw(candidates, plan, seed)
+        if sq.window_span(conn, feature, start, at) > sq.BIG_WINDOW:  # drawn in the store
+            chosen = sq.draw_big_window(
+                conn, feature, start, at, plan, seed, settings.low_confidence_signal
+            ).chosen
+        else:
+            candidates = [
+                Candidate(c.output_id, c.segment, c.signals.get(settings.low_confidence_signal))
+                for c in q.unreviewed_in_window(conn, feature, start, at)
+            ]
+            chosen = draw(candidates, plan, seed)
         now = self.clock()
         q.start_cycle(
             conn,

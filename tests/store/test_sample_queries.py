@@ -1,0 +1,150 @@
+"""The big-window draw pushed down to the store, on both stores: reproducible from its seed,
+never an output twice or one sampled before, only the window's outputs, and inclusion
+probabilities whose inverse weights estimate the window's counts without bias."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine, insert
+
+from monitor.config import FeatureSettings, Settings
+from monitor.cycle import CycleRunner
+from monitor.sampling import SamplingPlan
+from monitor.store import sample_queries as sq
+from monitor.store.tables import outputs, samples
+
+AT = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+START = AT - timedelta(days=7)
+FEATURE = "replies"
+REGIONS = ("eu",) * 14 + ("us",) * 3 + ("apac",) * 2 + ("latam",)
+
+
+def fill(engine: Engine, rows: int, rng: np.random.Generator) -> dict[str, int]:
+    """`rows` outputs in the window (another feature interleaved, some before and after it);
+    returns the window's count per region."""
+    counts: dict[str, int] = {}
+    batch = []
+    step = timedelta(days=7) / rows
+    for i in range(rows):
+        region = REGIONS[int(rng.integers(len(REGIONS)))]
+        counts[region] = counts.get(region, 0) + 1
+        ts = START + i * step
+        for feature in (FEATURE, "other"):
+            batch.append(_row(feature, f"{feature}-{i}", ts, region, float(rng.random())))
+    for i in range(rows // 10):  # the week before and the day after
+        batch.append(_row(FEATURE, f"before-{i}", START - timedelta(hours=1 + i), "eu", 0.5))
+        batch.append(_row(FEATURE, f"after-{i}", AT + timedelta(minutes=i), "eu", 0.5))
+    with engine.begin() as conn:
+        conn.execute(insert(outputs), batch)
+    return counts
+
+
+def _row(feature: str, output_id: str, ts: datetime, region: str, confidence: float) -> dict[str, object]:
+    return {
+        "feature": feature,
+        "output_id": output_id,
+        "ts": ts,
+        "segment": {"region": region},
+        "signals": {"confidence": confidence},
+        "ingested_at": ts,
+    }
+
+
+def test_reproducible_distinct_unreviewed_and_in_window(engine: Engine, rng: np.random.Generator) -> None:
+    counts = fill(engine, 3000, rng)
+    already = [f"{FEATURE}-{i}" for i in range(0, 3000, 7)]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(samples),
+            [
+                {
+                    "feature": FEATURE,
+                    "output_id": oid,
+                    "cycle_at": START,
+                    "stratum": "all",
+                    "inclusion_prob": 0.1,
+                    "drawn_at": START,
+                }
+                for oid in already
+            ],
+        )
+    plan = SamplingPlan(size=50, stratify_by=["region"])
+    with engine.connect() as conn:
+        first = sq.draw_big_window(conn, FEATURE, START, AT, plan, seed=11)
+        again = sq.draw_big_window(conn, FEATURE, START, AT, plan, seed=11)
+        other = sq.draw_big_window(conn, FEATURE, START, AT, plan, seed=12)
+    assert first == again
+    assert [d.output_id for d in first.chosen] != [d.output_id for d in other.chosen]
+    ids = [d.output_id for d in first.chosen]
+    assert len(ids) == len(set(ids)) == 50
+    assert not set(ids) & set(already)
+    assert all(oid.startswith(f"{FEATURE}-") for oid in ids)  # never the other feature, never outside
+    unreviewed = sum(counts.values()) - len(already)
+    assert first.population == pytest.approx(unreviewed, rel=0.1)  # estimated from the pk draws
+    assert first.phase_one == 1000
+    # Inverse probabilities add up to N (double expansion); exactly so when N is given.
+    assert sum(1 / d.inclusion_prob for d in first.chosen) == pytest.approx(first.population)
+    with engine.connect() as conn:
+        assert sq.count_unreviewed(conn, FEATURE, START, AT) == unreviewed
+        exact = sq.draw_big_window(conn, FEATURE, START, AT, plan, seed=11, population=unreviewed)
+    assert [d.output_id for d in exact.chosen] == ids
+    assert sum(1 / d.inclusion_prob for d in exact.chosen) == pytest.approx(unreviewed)
+    assert {d.stratum for d in first.chosen} == {f"region={r}" for r in counts}
+    assert all(sum(d.stratum == f"region={r}" for d in first.chosen) >= 3 for r in counts)
+
+
+def test_whole_window_when_smaller_than_phase_one(engine: Engine, rng: np.random.Generator) -> None:
+    fill(engine, 400, rng)
+    plan = SamplingPlan(size=400)
+    with engine.connect() as conn:
+        drawn = sq.draw_big_window(conn, FEATURE, START, AT, plan, seed=3)
+    assert sorted(d.output_id for d in drawn.chosen) == sorted(f"{FEATURE}-{i}" for i in range(400))
+    assert all(d.inclusion_prob == 1.0 for d in drawn.chosen)
+
+
+def test_weighted_counts_are_unbiased(engine: Engine, rng: np.random.Generator) -> None:
+    """Over many seeds, the inverse-probability estimate of each region's count centres on it."""
+    counts = fill(engine, 2500, rng)
+    plan = SamplingPlan(size=20, stratify_by=["region"], min_per_stratum=2)
+    estimates: dict[str, list[float]] = {region: [] for region in counts}
+    with engine.connect() as conn:
+        for seed in range(150):
+            drawn = sq.draw_big_window(conn, FEATURE, START, AT, plan, seed=seed)
+            assert drawn.phase_one == 1000
+            for region in counts:
+                estimates[region].append(
+                    sum(1 / d.inclusion_prob for d in drawn.chosen if d.stratum == f"region={region}")
+                )
+    for region, values in estimates.items():
+        mean = float(np.mean(values))
+        error = float(np.std(values)) / np.sqrt(len(values))
+        assert abs(mean - counts[region]) < 4 * error + 1e-9, (region, mean, counts[region])
+
+
+def test_cycle_draws_big_windows_in_the_store(
+    engine: Engine, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(engine, 3000, rng)
+    monkeypatch.setattr(sq, "BIG_WINDOW", 1000)
+    settings = Settings(
+        features={FEATURE: FeatureSettings(owner="team@example.com", sample_size=50, max_sample_size=50)}
+    )
+    runner = CycleRunner(engine, settings, lambda: AT, seed=5)
+    with engine.connect() as conn:  # what the cycle must draw, worked out before it draws
+        expected = sq.draw_big_window(
+            conn,
+            FEATURE,
+            START,
+            AT,
+            SamplingPlan(size=50, stratify_by=None, min_per_stratum=3, max_strata=50),
+            seed=runner.cycle_seed(FEATURE, AT),
+        )
+    runner.run(FEATURE, AT)
+    with engine.connect() as conn:
+        stored = conn.execute(samples.select().where(samples.c.feature == FEATURE)).mappings().all()
+    assert len(stored) == 50
+    assert {row["output_id"] for row in stored} == {d.output_id for d in expected.chosen}
+    assert sum(1 / row["inclusion_prob"] for row in stored) == pytest.approx(3000, rel=0.1)
