@@ -315,6 +315,9 @@ class FeatureScheduler:
                 outcome.sampled,
                 alerts,
             )
+            from monitor.digest import after_cycle  # the budget check and the weekly digest; never raises
+
+            after_cycle(self.services.engine, self.services.settings, feature, at, self.services.clock)
             notifier = self.services.notifier
             if notifier is not None:
                 try:
