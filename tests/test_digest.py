@@ -110,3 +110,31 @@ def test_after_the_cycle_the_digest_goes_to_the_webhook_too(
     )
     notes = after_cycle(engine, over, FEATURE, times[-1], lambda: times[-1])
     assert notes[0] == "budget: over" and notes[1].startswith("email: sent") and len(inbox.messages) == 1
+
+
+def test_the_scheduler_sends_the_digest_after_the_cycle(
+    engine: Engine, tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    from datetime import timedelta
+
+    from monitor.app import build_services
+    from monitor.scheduler import FeatureScheduler
+
+    inbox, port = smtp
+    settings = with_digest(port)
+    times = build(engine, settings, tmp_path, weeks=5)
+    services = build_services(
+        settings,
+        engine=engine,
+        clock=lambda: times[-1] + timedelta(minutes=5),
+        scheduler=False,
+        notifier=None,
+    )
+    scheduler = FeatureScheduler(services, sync_seconds=3600)
+    try:
+        outcome = scheduler.run_due(FEATURE)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert outcome is not None and outcome.at == times[-1]
+    assert len(inbox.messages) == 1
+    assert inbox.messages[0][2]["Subject"].startswith(f"[aiqm] {FEATURE} weekly review {times[-1]:%Y-%m-%d}")
