@@ -110,8 +110,9 @@ def format_brief(brief: dict[str, Any]) -> str:
         "",
         f"Schedule:         {brief['schedule']} (UTC), window {brief['window_days']:g} days",
         f"Sample size:      {brief['sample_size']} per cycle (up to {brief['max_sample_size']})",
-        f"Thresholds:       retrain at a {_pct(brief['retrain_drop'])} drop, fallback at a "
-        f"{_pct(brief['fallback_drop'])} drop below the baseline ({_pct(brief['confidence'])} intervals)",
+        f"Thresholds:       retrain at a drop of {100 * brief['retrain_drop']:.1f} points, fallback at "
+        f"{100 * brief['fallback_drop']:.1f} points below the baseline "
+        f"({100 * brief['confidence']:g}% intervals)",
     ]
     if brief["mode"] is not None:
         lines.append(f"Current mode:     {brief['mode']}")

@@ -46,7 +46,7 @@ def test_the_brief_prints_every_item(aiqm: CliRunner, tmp_path: Path) -> None:
         "  - Portuguese untested",
         "Schedule:         0 6 * * 1 (UTC)",
         "Sample size:      80 per cycle",
-        "retrain at a 5.0% drop",
+        "retrain at a drop of 5.0 points, fallback at 15.0 points below the baseline (95% intervals)",
     ):
         assert text in done.out, text
     assert "warning" not in done.out
