@@ -81,7 +81,11 @@ def build_services(
     )
     services.registry = build_registry(engine, settings, clock)
     if scheduler:
-        services.scheduler = FeatureScheduler(services)
+        from monitor.leader import LeaderCollector
+
+        feature_scheduler = FeatureScheduler(services)
+        services.scheduler = feature_scheduler
+        services.registry.register(LeaderCollector(lambda: feature_scheduler.leader))
     return services
 
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine
 
-__all__ = ["LEADER_LOCK", "Leadership"]
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+__all__ = ["LEADER_LOCK", "LeaderCollector", "Leadership"]
 
 log = logging.getLogger(__name__)
 
@@ -151,3 +154,19 @@ class Leadership:
                 conn.close()  # ends the session, and with it the advisory lock
             except Exception:
                 log.debug("closing the lock connection failed", exc_info=True)
+
+
+class LeaderCollector:
+    """`aiqm_scheduler_leader`: 1 while this replica runs the scheduled cycles, else 0."""
+
+    def __init__(self, is_leader: Callable[[], bool]) -> None:
+        self.is_leader = is_leader
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        yield GaugeMetricFamily(
+            "aiqm_scheduler_leader",
+            "1 while this replica leads (runs the scheduled cycles), 0 while it stands by",
+            value=1.0 if self.is_leader() else 0.0,
+        )
