@@ -154,6 +154,7 @@ def collect_report(
 
 def _png(figure: Any) -> str:
     buffer = io.BytesIO()
+    figure.autofmt_xdate()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
