@@ -74,6 +74,32 @@ def _import(args: argparse.Namespace, kind_name: str) -> int:
     return status
 
 
+def cmd_pull(args: argparse.Namespace) -> int:
+    """One pass of pull mode over the configured (or given) JSONL directories."""
+    from monitor.app import open_store
+    from monitor.config import load_settings
+    from monitor.privacy import storage_redaction
+    from monitor.pull import pull_jsonl
+
+    settings = load_settings(args.config)
+    directories = args.dirs or list(settings.pull.jsonl_dirs)
+    if not directories:
+        _err("nothing to pull: set pull.jsonl_dirs in the config or name directories")
+        return EXIT_USAGE
+    summary = pull_jsonl(
+        open_store(settings),
+        directories,
+        settings.pull.pattern,
+        _now,
+        args.rejects_dir,
+        storage_redaction(settings),
+    )
+    for path, bad in summary.bad_lines:
+        _err(bad.describe(path))
+    print(summary.describe())
+    return EXIT_OK
+
+
 def cmd_retention(args: argparse.Namespace) -> int:
     from monitor.app import open_store
     from monitor.config import load_settings
@@ -402,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke = add("revoke", cmd_token_revoke, "revoke a token made by `aiqm token create`", token_sub)
     token_revoke.add_argument("--name", required=True)
     config_option(token_revoke)
+
+    pull = add("pull", cmd_pull, "import new lines of the pull-mode JSONL directories (one pass)")
+    pull.add_argument("dirs", nargs="*", type=Path, help="directories (default: pull.jsonl_dirs)")
+    pull.add_argument("--rejects-dir", type=Path, default=None, help="default: each log's directory")
+    config_option(pull)
 
     retention = add(
         "retention", cmd_retention, "delete raw inputs and outputs older than privacy.retention_days"

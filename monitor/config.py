@@ -369,6 +369,14 @@ class PrivacySettings(_Strict):
         return value
 
 
+class PullSettings(_Strict):
+    """Pull mode (see `monitor.pull`): read outputs where the app already writes them."""
+
+    jsonl_dirs: tuple[Path, ...] = Field((), description="directories of JSONL logs shared with the app")
+    pattern: str = Field("*.jsonl", min_length=1, description="which files of those directories are logs")
+    interval_seconds: float = Field(60.0, gt=0, description="how often the daemon pulls new lines")
+
+
 class Settings(BaseSettings):
     """The whole configuration. Environment variables `AIQM_<NAME>` win over the file."""
 
@@ -381,6 +389,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     metrics: MetricsSettings = MetricsSettings()
     privacy: PrivacySettings = PrivacySettings()
+    pull: PullSettings = PullSettings()
     tokens: tuple[TokenSettings, ...] = ()
     webhooks: tuple[WebhookSettings, ...] = ()
     digest: DigestSettings | None = Field(None, description="the weekly digest; None: none is sent")

@@ -8,12 +8,16 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, select
 
 from monitor.pull import pull_jsonl
 from monitor.store.engine import make_engine
 from monitor.store.tables import outputs
+
+if TYPE_CHECKING:
+    from conftest import CliRunner
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 
@@ -94,3 +98,21 @@ def test_bad_lines_go_to_a_rejects_file_and_are_reported(engine: Engine, tmp_pat
     # The rejects file is not read back as input; nothing is read twice.
     assert pull_jsonl(engine, [logs], now=lambda: NOW).lines == 0
     assert count(engine) == 2
+
+
+def test_aiqm_pull_reads_the_configured_directories(aiqm: CliRunner, store_url: str, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write(logs / "app.jsonl", range(3))
+    with open(logs / "app.jsonl", "a", encoding="utf-8") as handle:
+        handle.write('{"id": "x", "feature": "replies", "ts": "yesterday"}\n')
+    config = tmp_path / "aiqm.yaml"
+    config.write_text(f"pull:\n  jsonl_dirs: [{logs}]\n", encoding="utf-8")
+    env = {"AIQM_DATABASE_URL": store_url}
+    first = aiqm("pull", "--config", config, env=env)
+    assert first.code == 0, first.err
+    assert "3 outputs stored" in first.out and "1 rejected" in first.out
+    assert "app.jsonl:4: field 'ts'" in first.err
+    again = aiqm("pull", "--config", config, env=env)
+    assert "pulled 0 lines" in again.out
+    assert aiqm("pull", env=env).code == 2  # nothing configured, nothing named
