@@ -168,6 +168,17 @@ class FeatureScheduler:
                 jobstore="memory",
                 replace_existing=True,
             )
+            pull = self.services.settings.pull
+            if pull.jsonl_dirs:  # pull mode: only the leader reads the shared logs
+                self._scheduler.add_job(
+                    self.pull,
+                    "interval",
+                    seconds=pull.interval_seconds,
+                    id="aiqm:pull",
+                    jobstore="memory",
+                    replace_existing=True,
+                    next_run_time=datetime.now(UTC),
+                )
         except BaseException:
             self._stop_jobs(wait=False)
             raise
@@ -181,6 +192,28 @@ class FeatureScheduler:
         if leadership is not None:
             leadership.stop()
         self._stop_jobs(wait)
+
+    def pull(self) -> None:
+        """One pass of pull mode (`monitor.pull`) over `pull.jsonl_dirs`; a failure is logged."""
+        from monitor.privacy import storage_redaction
+        from monitor.pull import pull_jsonl
+
+        settings = self.services.settings
+        try:
+            summary = pull_jsonl(
+                self.services.engine,
+                settings.pull.jsonl_dirs,
+                settings.pull.pattern,
+                self.services.clock,
+                prepare=storage_redaction(settings),
+            )
+        except Exception:
+            log.exception("pull failed; retrying at the next interval")
+            return
+        if summary.lines:
+            log.info("%s", summary.describe())
+            for path, bad in summary.bad_lines:
+                log.warning("%s", bad.describe(path))
 
     def _stop_jobs(self, wait: bool) -> None:
         if self._scheduler.running:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,3 +117,29 @@ def test_aiqm_pull_reads_the_configured_directories(aiqm: CliRunner, store_url: 
     again = aiqm("pull", "--config", config, env=env)
     assert "pulled 0 lines" in again.out
     assert aiqm("pull", env=env).code == 2  # nothing configured, nothing named
+
+
+def test_the_leading_scheduler_pulls_on_its_interval(engine: Engine, tmp_path: Path) -> None:
+    from monitor.app import build_services
+    from monitor.config import PullSettings, Settings
+    from monitor.scheduler import FeatureScheduler
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write(logs / "app.jsonl", range(4))
+    settings = Settings(pull=PullSettings(jsonl_dirs=(logs,), interval_seconds=0.2))
+    services = build_services(settings, engine=engine, clock=lambda: NOW, scheduler=False)
+    scheduler = FeatureScheduler(services, sync_seconds=3600)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 15
+        while count(engine) < 4:
+            assert time.monotonic() < deadline, "the scheduler did not pull"
+            time.sleep(0.05)
+        write(logs / "app.jsonl", range(4, 6))
+        while count(engine) < 6:
+            assert time.monotonic() < deadline, "the scheduler did not pull again"
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert stored_ids(engine) == sorted(f"o{i}" for i in range(6))
