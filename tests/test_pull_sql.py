@@ -1,0 +1,108 @@
+"""Pull mode from the app's own table, with a SQLite source table and a PostgreSQL one (the
+source lives in the store's database of each backend): only new rows, in batches, the
+watermark kept in the store across restarts, bad rows rejected and reported."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text, insert, select
+
+from monitor.errors import InputError
+from monitor.pull_sql import pull_sql
+from monitor.store.engine import make_engine
+from monitor.store.tables import outputs
+
+NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+COLUMNS = {"id": "request_id", "ts": "created_at", "output": "reply", "segment": "tags"}
+
+app_meta = MetaData()
+app_log = Table(
+    "app_log",
+    app_meta,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("reply", Text),
+    Column("tags", Text),
+    Column("secret", Text),
+)
+
+
+def add_rows(engine: Engine, ids: range, **overrides: object) -> None:
+    rows = [
+        {
+            "request_id": f"r{i}",
+            "created_at": NOW - timedelta(hours=100 - i),
+            "reply": f"reply {i}",
+            "tags": json.dumps({"lang": "en" if i % 2 else "de"}),
+            "secret": "not copied",
+            **overrides,
+        }
+        for i in ids
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(app_log), rows)
+
+
+def stored(engine: Engine) -> list[tuple[str, object, object]]:
+    with engine.connect() as conn:
+        return sorted(
+            (row[0], row[1], row[2])
+            for row in conn.execute(select(outputs.c.output_id, outputs.c.segment, outputs.c.feature))
+        )
+
+
+def test_incremental_copy_with_watermark_across_restarts(engine: Engine, tmp_path: Path) -> None:
+    app_meta.create_all(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    add_rows(engine, range(7))
+    first = pull_sql(engine, url, "app_log", COLUMNS, feature="replies", batch=3, now=lambda: NOW)
+    assert (first.rows, first.stored, first.rejected) == (7, 7, 0)
+    assert pull_sql(engine, url, "app_log", COLUMNS, feature="replies", now=lambda: NOW).rows == 0
+    restarted = make_engine(url)  # a restarted daemon: the watermark is in the store
+    try:
+        add_rows(engine, range(7, 10))
+        again = pull_sql(restarted, url, "app_log", COLUMNS, feature="replies", batch=2, now=lambda: NOW)
+        assert (again.rows, again.stored, again.duplicates) == (3, 3, 0)
+    finally:
+        restarted.dispose()
+    rows = stored(engine)
+    assert [r[0] for r in rows] == sorted(f"r{i}" for i in range(10))
+    assert rows[0][1] == {"lang": "de"} and rows[0][2] == "replies"
+    with engine.connect() as conn:
+        assert conn.execute(select(outputs.c.output).where(outputs.c.output_id == "r3")).scalar() == "reply 3"
+
+
+def test_same_timestamps_are_split_by_id_and_bad_rows_rejected(engine: Engine, tmp_path: Path) -> None:
+    app_meta.create_all(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    add_rows(engine, range(5), created_at=NOW - timedelta(hours=1))  # one ts for all: ties across batches
+    add_rows(engine, range(5, 6), tags="[1, 2]")  # a segment must be an object
+    summary = pull_sql(
+        engine, url, "app_log", COLUMNS, feature="replies", batch=2, now=lambda: NOW, rejects_dir=tmp_path
+    )
+    assert (summary.rows, summary.stored, summary.rejected) == (6, 5, 1)
+    assert summary.bad_rows[0].field == "segment"
+    assert summary.rejects_file is not None and "segment" in summary.rejects_file.read_text()
+    assert [r[0] for r in stored(engine)] == [f"r{i}" for i in range(5)]
+
+
+def test_an_autoincrement_cursor_and_bad_mappings(engine: Engine, tmp_path: Path) -> None:
+    app_meta.create_all(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    add_rows(engine, range(3))
+    columns = {**COLUMNS, "feature": "reply"}
+    with pytest.raises(InputError, match="no column"):
+        pull_sql(engine, url, "app_log", {**COLUMNS, "output": "missing"}, feature="replies")
+    with pytest.raises(InputError, match="not a field"):
+        pull_sql(engine, url, "app_log", {**COLUMNS, "secret": "secret"}, feature="replies")
+    summary = pull_sql(engine, url, "app_log", columns, cursor="pk", now=lambda: NOW, rejects_dir=tmp_path)
+    assert (summary.rows, summary.rejected) == (3, 3)  # "reply 0" is not a feature name
+    add_rows(engine, range(3, 5), reply="replies")  # rejected rows are reported, not read again
+    later = pull_sql(engine, url, "app_log", columns, cursor="pk", now=lambda: NOW, rejects_dir=tmp_path)
+    assert (later.rows, later.stored) == (2, 2)
+    assert [r[0] for r in stored(engine)] == ["r3", "r4"]
