@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,20 +83,36 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     directories = args.dirs or list(settings.pull.jsonl_dirs)
-    if not directories:
-        _err("nothing to pull: set pull.jsonl_dirs in the config or name directories")
+    sql = settings.pull.sql if not args.dirs else None
+    if not directories and sql is None:
+        _err("nothing to pull: set pull.jsonl_dirs or pull.sql in the config, or name directories")
         return EXIT_USAGE
-    summary = pull_jsonl(
-        open_store(settings),
-        directories,
-        settings.pull.pattern,
-        _now,
-        args.rejects_dir,
-        storage_redaction(settings),
-    )
-    for path, bad in summary.bad_lines:
-        _err(bad.describe(path))
-    print(summary.describe())
+    engine = open_store(settings)
+    if directories:
+        summary = pull_jsonl(
+            engine, directories, settings.pull.pattern, _now, args.rejects_dir, storage_redaction(settings)
+        )
+        for path, bad in summary.bad_lines:
+            _err(bad.describe(path))
+        print(summary.describe())
+    if sql is not None:
+        from monitor.pull_sql import pull_sql
+
+        pulled = pull_sql(
+            engine,
+            sql.url,
+            sql.table,
+            sql.columns,
+            feature=sql.feature,
+            cursor=sql.cursor,
+            batch=sql.batch,
+            now=_now,
+            rejects_dir=args.rejects_dir,
+            prepare=storage_redaction(settings),
+        )
+        for bad in pulled.bad_rows:
+            _err(bad.describe(f"{sql.table} row"))
+        print(pulled.describe(sql.table))
     return EXIT_OK
 
 
@@ -148,18 +164,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     from monitor.config import load_settings
     from monitor.report import collect_report, default_path, render_html
 
-    week = None
-    if args.week:
-        try:
-            week = datetime.strptime(args.week, "%Y-%m-%d").date()
-        except ValueError:
-            raise InputError("must be a date as YYYY-MM-DD", source="--week") from None
     settings = load_settings(args.config)
-    report = collect_report(open_store(settings), settings, args.feature, week)
+    report = collect_report(open_store(settings), settings, args.feature, _week(args.week))
     path = Path(args.out) if args.out else Path.cwd() / default_path(args.feature, report["cycle"]["at"])
     path.write_text(render_html(report), encoding="utf-8")
     print(path)
     return EXIT_OK
+
+
+def _week(text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise InputError("must be a date as YYYY-MM-DD", source="--week") from None
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+    from monitor.config import load_settings
+    from monitor.digest import deliver_digest
+
+    settings = load_settings(args.config)
+    if settings.digest is None:
+        raise ConfigError("no `digest` block in the configuration: nowhere to send the digest")
+    notes = deliver_digest(open_store(settings), settings, args.feature, _week(args.week))
+    for note in notes:
+        print(f"{args.feature}: {note}")
+    return EXIT_ERROR if any("failed" in note for note in notes) else EXIT_OK
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
@@ -429,7 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke.add_argument("--name", required=True)
     config_option(token_revoke)
 
-    pull = add("pull", cmd_pull, "import new lines of the pull-mode JSONL directories (one pass)")
+    pull = add(
+        "pull", cmd_pull, "import new outputs of pull mode: JSONL directories and the SQL table (one pass)"
+    )
     pull.add_argument("dirs", nargs="*", type=Path, help="directories (default: pull.jsonl_dirs)")
     pull.add_argument("--rejects-dir", type=Path, default=None, help="default: each log's directory")
     config_option(pull)
@@ -457,6 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, metavar="PATH", help="default: aiqm-report-<feature>-<date>.html"
     )
     config_option(report)
+
+    digest = add("digest", cmd_digest, "send the weekly digest now, by the configured email and webhooks")
+    digest.add_argument("--feature", required=True)
+    digest.add_argument(
+        "--week", default=None, metavar="DATE", help="the cycle on or before DATE (default: last)"
+    )
+    config_option(digest)
 
     drift = add("drift", cmd_drift, "compare two JSONL files of logged outputs, signal by signal")
     drift.add_argument("reference", help="JSONL of the reference outputs")

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Iterator
 from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -19,6 +19,9 @@ from sqlalchemy import Engine
 
 from monitor.config import DigestSettings, Settings, WebhookSettings
 from monitor.digest import after_cycle, deliver_digest
+
+if TYPE_CHECKING:
+    from conftest import CliRunner
 
 
 class Inbox:
@@ -138,3 +141,23 @@ def test_the_scheduler_sends_the_digest_after_the_cycle(
     assert outcome is not None and outcome.at == times[-1]
     assert len(inbox.messages) == 1
     assert inbox.messages[0][2]["Subject"].startswith(f"[aiqm] {FEATURE} weekly review {times[-1]:%Y-%m-%d}")
+
+
+def test_aiqm_digest_sends_it_now(
+    engine: Engine, store_url: str, tmp_path: Path, smtp: tuple[Inbox, int], aiqm: CliRunner
+) -> None:
+    inbox, port = smtp
+    times = build(engine, settings_for(), tmp_path / "history", weeks=5)
+    config = tmp_path / "aiqm.yaml"
+    config.write_text(
+        f"features:\n  {FEATURE}:\n    owner: ops-ml@example.com\n"
+        f"digest:\n  smtp_host: 127.0.0.1\n  smtp_port: {port}\n  from: aiqm@example.com\n"
+    )
+    env = {"AIQM_DATABASE_URL": store_url}
+    done = aiqm("digest", "--feature", FEATURE, "--week", f"{times[2]:%Y-%m-%d}", "--config", config, env=env)
+    assert done.code == 0, done.err
+    assert done.out.strip() == f"{FEATURE}: email: sent to ops-ml@example.com"
+    assert len(inbox.messages) == 1 and f"{times[2]:%Y-%m-%d}" in inbox.messages[0][2]["Subject"]
+    config.write_text(f"features:\n  {FEATURE}:\n    owner: ops-ml@example.com\n")
+    done = aiqm("digest", "--feature", FEATURE, "--config", config, env=env)
+    assert done.code == 2 and "no `digest` block" in done.err
