@@ -31,8 +31,18 @@ log = logging.getLogger("monitor.serve")
 
 def open_store(settings: Settings) -> Engine:
     """The configured store, migrated to the newest schema."""
+    from sqlalchemy.exc import OperationalError
+
+    from monitor.logsafe import redact
+
     engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
+    try:
+        migrate(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        where = engine.url.render_as_string(hide_password=True)
+        reason = redact(str(exc.orig or exc).strip().splitlines()[0])
+        raise MonitorError(f"cannot reach the store {where}: {reason}") from None
     return engine
 
 
@@ -125,14 +135,22 @@ def base_url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def configure_logging() -> None:
-    """Log lines to standard error: time, level, logger, message (never a token or a password)."""
+def configure_logging(settings: Settings | None = None) -> None:
+    """Log lines to standard error: time, level, logger, message (never a token or a password:
+    `monitor.logsafe` masks URL passwords, bearer credentials and the configured secrets)."""
+    from monitor.logsafe import install, settings_secrets
+
     root = logging.getLogger()
-    if not any(getattr(h, "_aiqm", False) for h in root.handlers):
+    ours = [h for h in root.handlers if getattr(h, "_aiqm", False)]
+    if not ours:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler._aiqm = True  # type: ignore[attr-defined]
         root.addHandler(handler)
+        ours = [handler]
+    literals, names = settings_secrets(settings) if settings is not None else ([], [])
+    for each in ours:
+        install(each, literals, names)
     root.setLevel(logging.INFO)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -177,7 +195,7 @@ def serve(
 
     from monitor.api.app import create_app
 
-    configure_logging()
+    configure_logging(settings)
     import httpx
 
     http = httpx.Client(timeout=30) if services is None and settings.webhooks else None

@@ -369,12 +369,24 @@ class PrivacySettings(_Strict):
         return value
 
 
+class SqlPullSettings(_Strict):
+    """The app's own table or view (see `monitor.pull_sql`), copied incrementally."""
+
+    url: str = Field(description="SQLAlchemy URL of the app's database")
+    table: str = Field(min_length=1, description="table or view, optionally schema-qualified")
+    columns: dict[str, str] = Field(description="output field -> column: id and ts at least")
+    feature: str | None = Field(None, description="the feature of every row, unless columns maps one")
+    cursor: str | None = Field(None, description="column the copy advances by (default: the ts column)")
+    batch: int = Field(5_000, ge=1)
+
+
 class PullSettings(_Strict):
     """Pull mode (see `monitor.pull`): read outputs where the app already writes them."""
 
     jsonl_dirs: tuple[Path, ...] = Field((), description="directories of JSONL logs shared with the app")
     pattern: str = Field("*.jsonl", min_length=1, description="which files of those directories are logs")
     interval_seconds: float = Field(60.0, gt=0, description="how often the daemon pulls new lines")
+    sql: SqlPullSettings | None = Field(None, description="the app's table or view; None: none")
 
 
 class Settings(BaseSettings):

@@ -169,7 +169,7 @@ class FeatureScheduler:
                 replace_existing=True,
             )
             pull = self.services.settings.pull
-            if pull.jsonl_dirs:  # pull mode: only the leader reads the shared logs
+            if pull.jsonl_dirs or pull.sql is not None:  # pull mode: only the leader pulls
                 self._scheduler.add_job(
                     self.pull,
                     "interval",
@@ -194,26 +194,46 @@ class FeatureScheduler:
         self._stop_jobs(wait)
 
     def pull(self) -> None:
-        """One pass of pull mode (`monitor.pull`) over `pull.jsonl_dirs`; a failure is logged."""
+        """One pass of pull mode (`monitor.pull`, `monitor.pull_sql`); a failure is logged."""
         from monitor.privacy import storage_redaction
         from monitor.pull import pull_jsonl
 
         settings = self.services.settings
         try:
-            summary = pull_jsonl(
-                self.services.engine,
-                settings.pull.jsonl_dirs,
-                settings.pull.pattern,
-                self.services.clock,
-                prepare=storage_redaction(settings),
-            )
+            if settings.pull.jsonl_dirs:
+                summary = pull_jsonl(
+                    self.services.engine,
+                    settings.pull.jsonl_dirs,
+                    settings.pull.pattern,
+                    self.services.clock,
+                    prepare=storage_redaction(settings),
+                )
+                if summary.lines:
+                    log.info("%s", summary.describe())
+                    for path, bad in summary.bad_lines:
+                        log.warning("%s", bad.describe(path))
+            sql = settings.pull.sql
+            if sql is not None:
+                from monitor.pull_sql import pull_sql
+
+                pulled = pull_sql(
+                    self.services.engine,
+                    sql.url,
+                    sql.table,
+                    sql.columns,
+                    feature=sql.feature,
+                    cursor=sql.cursor,
+                    batch=sql.batch,
+                    now=self.services.clock,
+                    rejects_dir=settings.data_dir,
+                    prepare=storage_redaction(settings),
+                )
+                if pulled.rows:
+                    log.info("%s", pulled.describe(sql.table))
+                    for bad in pulled.bad_rows:
+                        log.warning("%s", bad.describe(f"{sql.table} row"))
         except Exception:
             log.exception("pull failed; retrying at the next interval")
-            return
-        if summary.lines:
-            log.info("%s", summary.describe())
-            for path, bad in summary.bad_lines:
-                log.warning("%s", bad.describe(path))
 
     def _stop_jobs(self, wait: bool) -> None:
         if self._scheduler.running:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text, insert, select
@@ -15,6 +16,9 @@ from monitor.errors import InputError
 from monitor.pull_sql import pull_sql
 from monitor.store.engine import make_engine
 from monitor.store.tables import outputs
+
+if TYPE_CHECKING:
+    from conftest import CliRunner
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 COLUMNS = {"id": "request_id", "ts": "created_at", "output": "reply", "segment": "tags"}
@@ -106,3 +110,21 @@ def test_an_autoincrement_cursor_and_bad_mappings(engine: Engine, tmp_path: Path
     later = pull_sql(engine, url, "app_log", columns, cursor="pk", now=lambda: NOW, rejects_dir=tmp_path)
     assert (later.rows, later.stored) == (2, 2)
     assert [r[0] for r in stored(engine)] == ["r3", "r4"]
+
+
+def test_aiqm_pull_copies_the_configured_table(aiqm: CliRunner, engine: Engine, tmp_path: Path) -> None:
+    app_meta.create_all(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    add_rows(engine, range(4))
+    config = tmp_path / "aiqm.yaml"
+    config.write_text(
+        json.dumps(
+            {"pull": {"sql": {"url": url, "table": "app_log", "columns": COLUMNS, "feature": "replies"}}}
+        ),
+        encoding="utf-8",
+    )
+    env = {"AIQM_DATABASE_URL": url}
+    first = aiqm("pull", "--config", config, env=env)
+    assert first.code == 0, first.err
+    assert "4 rows read, 4 outputs stored" in first.out
+    assert "0 rows read" in aiqm("pull", "--config", config, env=env).out

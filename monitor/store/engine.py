@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from monitor.errors import ConfigError
+from monitor.logsafe import redact
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 715517001  # pg_advisory_xact_lock key; PostgreSQL < 16 rejects 715_517_001 in SQL
@@ -30,7 +31,7 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise ConfigError(f"database_url {url!r} is not a database URL: {exc}") from None
+        raise ConfigError(f"database_url {redact(url)!r} is not a database URL: {redact(str(exc))}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -42,7 +43,7 @@ def make_engine(url: str) -> Engine:
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
-    raise ConfigError(f"database_url {url!r}: only sqlite and postgresql stores are supported")
+    raise ConfigError(f"database_url {redact(url)!r}: only sqlite and postgresql stores are supported")
 
 
 def migrate(engine: Engine) -> None:
