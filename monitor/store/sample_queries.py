@@ -31,9 +31,10 @@ is what that estimator needs). No GROUP BY over the segment JSON is needed; a st
 small to appear among the ``m`` phase-one outputs gets no reviewed output that cycle (its
 expected size in phase one is ``m N_h / N``).
 
-The cycle takes this path when the window's pk range holds more than `BIG_WINDOW` pks (read
-off two indexes, no count). Limit: an output of the window stored before the range's start
-(out of time order by more than `RANGE_SLACK` outputs) cannot be drawn.
+The cycle takes this path when more than `BIG_WINDOW` pks lie between the window's first and
+last outputs by time (`window_span`: read off the indexes, no count). Limit: an output of the
+window stored before the range's start (out of time order by more than `RANGE_SLACK` outputs)
+cannot be drawn.
 """
 
 from __future__ import annotations
@@ -84,9 +85,18 @@ def count_unreviewed(conn: Connection, feature: str, start: datetime, end: datet
 
 
 def window_span(conn: Connection, feature: str, start: datetime, end: datetime) -> int:
-    """How many pks the window's range holds: an upper bound of its size, read off two indexes."""
-    bounds = pk_range(conn, feature, start, end)
-    return 0 if bounds is None else bounds[1] - bounds[0] + 1
+    """How many pks lie between the window's first and last outputs by time: an upper bound of
+    its size (outputs stored in time order), read off the indexes without counting. Unlike the
+    draw's range it ends at the window's own last outputs, so that an old window of a table
+    that grew since (a backtest) is not taken for a big one."""
+    in_window = (outputs.c.feature == feature, outputs.c.ts >= start, outputs.c.ts < end)
+    ends = []
+    for order in (outputs.c.ts, outputs.c.ts.desc()):
+        edge = select(outputs.c.pk).where(*in_window).order_by(order).limit(RANGE_SLACK).subquery()
+        ends.append(conn.execute(select(func.min(edge.c.pk), func.max(edge.c.pk))).one())
+    if ends[0][0] is None:
+        return 0
+    return int(max(ends[1][1], ends[0][1])) - int(min(ends[0][0], ends[1][0])) + 1
 
 
 def pk_range(conn: Connection, feature: str, start: datetime, end: datetime) -> tuple[int, int] | None:

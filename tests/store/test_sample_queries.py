@@ -148,3 +148,11 @@ def test_cycle_draws_big_windows_in_the_store(
     assert len(stored) == 50
     assert {row["output_id"] for row in stored} == {d.output_id for d in expected.chosen}
     assert sum(1 / row["inclusion_prob"] for row in stored) == pytest.approx(3000, rel=0.1)
+
+
+def test_window_span_is_the_windows_own_pk_range(engine: Engine, rng: np.random.Generator) -> None:
+    fill(engine, 1000, rng)  # 2,000 interleaved outputs in the window, 100 before, 100 after
+    with engine.connect() as conn:
+        span = sq.window_span(conn, FEATURE, START, AT)
+        assert 1000 <= span <= 2000
+        assert sq.window_span(conn, FEATURE, AT + timedelta(days=30), AT + timedelta(days=31)) == 0
