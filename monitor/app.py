@@ -50,12 +50,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def session_secret(engine: Engine) -> bytes:
-    """The review sessions' signing secret, stored once in the store so that replicas share it."""
+def session_secret(engine: Engine, settings: Settings | None = None) -> bytes:
+    """The review sessions' signing secret: from `server.session_secret_env` when set, else one
+    stored once in the store; either way, replicas share it."""
+    import hashlib
+    import os
+
     from sqlalchemy.exc import SQLAlchemyError
 
     from monitor.store.secret_queries import shared_secret
 
+    name = settings.server.session_secret_env if settings is not None else ""
+    if name:
+        value = os.environ.get(name, "")
+        if not value:
+            raise MonitorError(f"server.session_secret_env: the environment variable {name} is not set")
+        return hashlib.sha256(value.encode("utf-8")).digest()
     try:
         return shared_secret(engine, "session")
     except SQLAlchemyError as exc:  # a store without the table: sessions end with the process
@@ -86,7 +96,7 @@ def build_services(
         runner=CycleRunner(engine, settings, clock, labellers=labellers),
         clock=clock,
         tokens=TokenBook(settings, engine),
-        session_secret=session_secret(engine),
+        session_secret=session_secret(engine, settings),
         notifier=notifier,
     )
     services.registry = build_registry(engine, settings, clock)

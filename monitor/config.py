@@ -331,6 +331,11 @@ class ServerSettings(_Strict):
     metrics_role: Role | None = Field(
         None, description="/metrics also admits any API token of this role (or admin); None: open"
     )
+    session_secret_env: str = Field(
+        "",
+        pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$",
+        description="env variable whose value signs review sessions (empty: a secret stored in the store)",
+    )
 
 
 class MetricsSettings(_Strict):

@@ -86,7 +86,7 @@ def install(handler: logging.Handler, secrets: Iterable[str] = (), env: Iterable
 def settings_secrets(settings: Settings) -> tuple[list[str], list[str]]:
     """The secrets a configuration names: (literal values, names of environment variables)."""
     literals: list[str] = []
-    names: list[str] = []
+    names: list[str] = [settings.server.session_secret_env]
     for hook in settings.webhooks:
         literals.append(hook.url)
         names.append(hook.url_env)

@@ -71,3 +71,20 @@ def test_the_daemon_leads_on_sqlite_and_says_so_in_metrics(engine: Engine) -> No
     finally:
         scheduler.shutdown()
     assert not scheduler.leader and not scheduler.running and not scheduler.active
+
+
+def test_replicas_share_the_review_session_secret(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from monitor.errors import MonitorError
+
+    first = build_services(Settings(), engine=engine, scheduler=False)
+    second = build_services(Settings(), engine=engine, scheduler=False)
+    assert len(first.session_secret) == 32 and first.session_secret == second.session_secret
+    from_env = Settings(server={"session_secret_env": "REVIEW_SESSION_SECRET"})
+    monkeypatch.setenv("REVIEW_SESSION_SECRET", "a shared secret")
+    expected = hashlib.sha256(b"a shared secret").digest()
+    assert build_services(from_env, engine=engine, scheduler=False).session_secret == expected
+    monkeypatch.delenv("REVIEW_SESSION_SECRET")
+    with pytest.raises(MonitorError, match="REVIEW_SESSION_SECRET"):
+        build_services(from_env, engine=engine, scheduler=False)
