@@ -233,6 +233,11 @@ METRICS: tuple[MetricSpec, ...] = (
         "aiqm_next_sample_size", "gauge", F, "Outputs the next cycle will draw (more while evidence builds)"
     ),
     MetricSpec("aiqm_review_flagged", "gauge", F, "Outputs flagged for the owner and not resolved"),
+    MetricSpec(
+        "aiqm_review_time_seconds", "gauge", F, "Reviewers' time on the latest sample's labels (review page)"
+    ),
+    MetricSpec("aiqm_reviewer_cost_usd", "gauge", F, "That time priced at the feature's review_hourly_usd"),
+    MetricSpec("aiqm_budget_usd_per_week", "gauge", F, "The feature's weekly cost budget (when set)"),
     # --- cycles ---------------------------------------------------------------------------
     MetricSpec(
         "aiqm_last_cycle_scheduled_timestamp_seconds",
@@ -479,10 +484,16 @@ class QualityCollector(Collector):
             if review is not None:
                 out.add("aiqm_review_backlog", (name,), review.backlog)
                 out.add("aiqm_sample_size", (name,), review.drawn)
+                hourly = self.settings.feature(name).review_hourly_usd
+                out.add("aiqm_review_time_seconds", (name,), review.review_seconds)
+                out.add("aiqm_reviewer_cost_usd", (name,), review.review_seconds / 3600 * hourly)
             elif known:
                 out.add("aiqm_review_backlog", (name,), 0)
             if known:
                 out.add("aiqm_review_flagged", (name,), data.open_flags.get(name, 0))
+                budget = self.settings.feature(name).budget_usd_per_week
+                if budget is not None:
+                    out.add("aiqm_budget_usd_per_week", (name,), budget)
 
     def _mode(self, name: str, data: MetricsData) -> str:
         """As the status endpoint says: an override in force wins; an override that ended gives

@@ -102,3 +102,28 @@ def test_a_week_over_budget_records_one_budget_event(engine: Engine, tmp_path: P
     )
     assert "over the budget $0.50" in events[0]["reason"]
     assert check_budget(engine, settings_for(), FEATURE, cycle, times[-1]) is None  # no budget, no event
+
+
+def test_reviewer_time_and_cost_are_exported(engine: Engine, tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+
+    from monitor.exporter import build_registry
+
+    settings = settings_for(budget_usd_per_week=25.0)
+    times = build(engine, settings, tmp_path, weeks=4)
+    with engine.connect() as conn:
+        cycle = q.cycle_row(conn, FEATURE, times[-1])
+    assert cycle is not None
+    costs = cycle_costs(engine, settings, FEATURE, cycle)
+    text = generate_latest(build_registry(engine, settings, lambda: times[-1])).decode()
+    values = {
+        line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(
+            ("aiqm_review_time_seconds{", "aiqm_reviewer_cost_usd{", "aiqm_budget_usd_per_week{")
+        )
+    }
+    assert costs.review_seconds > 0
+    assert values["aiqm_review_time_seconds"] == pytest.approx(costs.review_seconds)
+    assert values["aiqm_reviewer_cost_usd"] == pytest.approx(costs.reviewer_usd)
+    assert values["aiqm_budget_usd_per_week"] == 25.0

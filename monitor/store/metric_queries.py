@@ -148,6 +148,8 @@ class ReviewRow:
     drawn: int
     reviewed: int
     flagged: int
+    review_seconds: float = 0.0
+    """the reviewers' time on the sample's human labels (`labels.review_seconds`)"""
 
     @property
     def backlog(self) -> int:
@@ -534,6 +536,15 @@ def _review(conn: Connection, keys: Sequence[tuple[str, datetime]]) -> dict[str,
         review_flags.c.output_id == samples.c.output_id,
         review_flags.c.resolved_at.is_(None),
     )
+    timed = (
+        select(func.coalesce(func.sum(labels.c.review_seconds), 0.0))
+        .where(
+            labels.c.feature == samples.c.feature,
+            labels.c.output_id == samples.c.output_id,
+            func.substr(labels.c.source, 1, 6) == "human:",
+        )
+        .scalar_subquery()
+    )
     query = (
         select(
             samples.c.feature,
@@ -541,13 +552,20 @@ def _review(conn: Connection, keys: Sequence[tuple[str, datetime]]) -> dict[str,
             func.count(),
             func.sum(case((human, 1), else_=0)),
             func.sum(case((and_(flagged, ~human), 1), else_=0)),  # flags are rare: few second looks
+            func.sum(timed),
         )
         .where(or_(*(and_(samples.c.feature == name, samples.c.cycle_at == at) for name, at in keys)))
         .group_by(samples.c.feature, samples.c.cycle_at)
     )
     return {
-        feature: ReviewRow(_aware(cycle_at) or cycle_at, int(count), int(done or 0), int(flags or 0))
-        for feature, cycle_at, count, done, flags in conn.execute(query)
+        feature: ReviewRow(
+            _aware(cycle_at) or cycle_at,
+            int(count),
+            int(done or 0),
+            int(flags or 0),
+            float(seconds or 0.0),
+        )
+        for feature, cycle_at, count, done, flags, seconds in conn.execute(query)
     }
 
 
