@@ -188,6 +188,9 @@ def _server_class() -> type[uvicorn.Server]:
     return Server
 
 
+SWITCH_INTERVAL_SECONDS = 0.0005
+
+
 def serve(
     settings: Settings,
     host: str | None = None,
@@ -206,6 +209,10 @@ def serve(
     from monitor.api.app import create_app
 
     configure_logging(settings)
+    # Batches of outputs are parsed and validated in worker threads while the status endpoint,
+    # which the AI app polls, must answer in milliseconds: hand the GIL over every 0.5 ms rather
+    # than Python's default 5 ms, so a short request never queues behind a long one's time slice.
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     import httpx
 
     http = httpx.Client(timeout=30) if services is None and settings.webhooks else None
