@@ -153,6 +153,23 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def _receive(
+    request: Request,
+    services: Services,
+    what: str,
+    store: Callable[[Services, Sequence[Any]], JSONResponse],
+) -> JSONResponse:
+    """Read the body within its limit, decode the array, then validate and store it off the event loop."""
+    try:
+        body = await read_body(request, services.settings.server.max_body_bytes)
+    except BodyTooLarge as exc:
+        return _too_large(str(exc))
+    items = await run_in_threadpool(_decode, body, services, what)
+    if isinstance(items, JSONResponse):
+        return items
+    return await run_in_threadpool(store, services, items)
+
+
 def router(services: Services) -> APIRouter:
     routes = APIRouter(tags=["records"])
 
@@ -166,14 +183,7 @@ def router(services: Services) -> APIRouter:
     async def post_outputs(
         request: Request, _caller: Annotated[Principal, Depends(require("ingest"))]
     ) -> JSONResponse:
-        try:
-            body = await read_body(request, services.settings.server.max_body_bytes)
-        except BodyTooLarge as exc:
-            return _too_large(str(exc))
-        items = await run_in_threadpool(_decode, body, services, "outputs")
-        if isinstance(items, JSONResponse):
-            return items
-        return await run_in_threadpool(store_outputs, services, items)
+        return await _receive(request, services, "outputs", store_outputs)
 
     @routes.post(
         "/v1/labels",
@@ -185,13 +195,6 @@ def router(services: Services) -> APIRouter:
     async def post_labels(
         request: Request, _caller: Annotated[Principal, Depends(require("review"))]
     ) -> JSONResponse:
-        try:
-            body = await read_body(request, services.settings.server.max_body_bytes)
-        except BodyTooLarge as exc:
-            return _too_large(str(exc))
-        items = await run_in_threadpool(_decode, body, services, "labels")
-        if isinstance(items, JSONResponse):
-            return items
-        return await run_in_threadpool(store_labels, services, items)
+        return await _receive(request, services, "labels", store_labels)
 
     return routes
