@@ -225,26 +225,18 @@ def compare_numeric(
     psi_value = psi_from_counts(reference.counts, counts)
     js_value = js_distance_from_counts(reference.counts, counts)
 
-    def entry(test: str, statistic: float, p: float | None, effect: float, name: str) -> DriftMeasurement:
-        return DriftMeasurement(
-            signal=signal,
-            kind="numeric",
-            test=test,
-            statistic=statistic,
-            p_value=p,
-            effect=effect,
-            effect_name=name,
-            n_reference=n_ref,
-            n_current=n_cur,
-            primary=test == "ks",
-        )
-
-    return [
-        entry("ks", ks.statistic, ks.p_value, effect, "wasserstein_scaled"),
-        entry("wasserstein", effect, None, effect, "wasserstein_scaled"),
-        entry("psi", psi_value, None, psi_value, "psi"),
-        entry("js", js_value, None, js_value, "js_distance"),
-    ]
+    return _measurements(
+        signal,
+        "numeric",
+        n_ref,
+        n_cur,
+        [
+            ("ks", ks.statistic, ks.p_value, effect, "wasserstein_scaled"),
+            ("wasserstein", effect, None, effect, "wasserstein_scaled"),
+            ("psi", psi_value, None, psi_value, "psi"),
+            ("js", js_value, None, js_value, "js_distance"),
+        ],
+    )
 
 
 PARALLEL_VALUES = 200_000
@@ -293,25 +285,44 @@ def compare_categorical(
     js_value = js_distance_categorical(reference_counts, current_counts)
     psi_value = psi_categorical(reference_counts, current_counts)
 
-    def entry(test: str, statistic: float, p: float | None, effect: float, name: str) -> DriftMeasurement:
-        return DriftMeasurement(
+    return _measurements(
+        signal,
+        "categorical",
+        n_ref,
+        n_cur,
+        [
+            ("chi2", chi2.statistic, chi2.p_value, js_value, "js_distance"),
+            ("js", js_value, None, js_value, "js_distance"),
+            ("psi", psi_value, None, psi_value, "psi"),
+        ],
+        fresh,
+    )
+
+
+def _measurements(
+    signal: str,
+    kind: Kind,
+    n_ref: int,
+    n_cur: int,
+    rows: Sequence[tuple[str, float, float | None, float, str]],
+    fresh: tuple[str, ...] = (),
+) -> list[DriftMeasurement]:
+    """One signal's entries from (test, statistic, p-value, effect, effect name); the first is primary."""
+    return [
+        DriftMeasurement(
             signal=signal,
-            kind="categorical",
+            kind=kind,
             test=test,
             statistic=statistic,
-            p_value=p,
+            p_value=p_value,
             effect=effect,
-            effect_name=name,
+            effect_name=effect_name,
             n_reference=n_ref,
             n_current=n_cur,
-            primary=test == "chi2",
+            primary=index == 0,
             new_categories=fresh,
         )
-
-    return [
-        entry("chi2", chi2.statistic, chi2.p_value, js_value, "js_distance"),
-        entry("js", js_value, None, js_value, "js_distance"),
-        entry("psi", psi_value, None, psi_value, "psi"),
+        for index, (test, statistic, p_value, effect, effect_name) in enumerate(rows)
     ]
 
 
