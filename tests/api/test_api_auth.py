@@ -175,9 +175,14 @@ def test_the_session_cookie_is_signed_strict_and_expires() -> None:
     forged = session_value(Principal("ana", "admin"), b"guess" * 8, 2_000_000.0)
     assert read_session(_request_with(forged), secret, now=1_000_001.0) is None
     payload, signature = value.split(".")
-    assert read_session(_request_with(payload + "." + signature[:-1] + "0"), secret, now=1.0) is None
+    assert read_session(_request_with(payload + "." + _tampered(signature)), secret, now=1.0) is None
     for junk in (None, "", "a.b.c", "###.###", "x" * 5000):
         assert read_session(_request_with(junk), secret) is None
+
+
+def _tampered(value: str) -> str:
+    """`value` with its last hex digit changed (always a different digit, never a no-op)."""
+    return value[:-1] + ("1" if value[-1] == "0" else "0")
 
 
 def test_a_session_cookie_authenticates_api_calls(api: Site) -> None:
@@ -186,7 +191,7 @@ def test_a_session_cookie_authenticates_api_calls(api: Site) -> None:
     try:
         assert api.get(f"/v1/features/{FEATURE}/status", None).status_code == 200
         assert api.post("/v1/outputs", None, []).status_code == 403
-        api.http.cookies.set(SESSION_COOKIE, value[:-2] + "00")
+        api.http.cookies.set(SESSION_COOKIE, _tampered(value))
         assert api.get(f"/v1/features/{FEATURE}/status", None).status_code == 401
     finally:
         api.http.cookies.clear()
@@ -194,12 +199,25 @@ def test_a_session_cookie_authenticates_api_calls(api: Site) -> None:
 
 def test_a_token_minted_while_serving_works_at_once(api: Site, engine: Engine) -> None:
     later = mint(engine, prefix="later-")
-    answer = api.http.get(
-        f"/v1/features/{FEATURE}/status", headers={"Authorization": f"Bearer {later['read']}"}
-    )
-    assert answer.status_code == 200
+    bearer = {"Authorization": f"Bearer {later['read']}"}
+    # The stored tokens were read (and kept) for the site's own tokens before this one existed.
+    assert api.get(f"/v1/features/{FEATURE}/status", "read").status_code == 200
+    assert api.http.get(f"/v1/features/{FEATURE}/status", headers=bearer).status_code == 200
+
+
+def test_a_revoked_token_is_refused_once_the_kept_tokens_expire(api: Site, engine: Engine) -> None:
+    later = mint(engine, prefix="later-")
+    bearer = {"Authorization": f"Bearer {later['read']}"}
+    assert api.http.get(f"/v1/features/{FEATURE}/status", headers=bearer).status_code == 200
     revoke_token(engine, "later-read-token", NOW)
-    again = api.http.get(
-        f"/v1/features/{FEATURE}/status", headers={"Authorization": f"Bearer {later['read']}"}
-    )
-    assert again.status_code == 401
+    api.clock.advance(seconds=api.services.settings.server.read_cache_seconds)
+    assert api.http.get(f"/v1/features/{FEATURE}/status", headers=bearer).status_code == 401
+
+
+def test_without_the_read_cache_a_revoked_token_is_refused_at_once(engine: Engine) -> None:
+    with site(engine, settings_for(read_cache_seconds=0), prefix="nocache-") as api:
+        later = mint(engine, prefix="later-")
+        bearer = {"Authorization": f"Bearer {later['read']}"}
+        assert api.http.get(f"/v1/features/{FEATURE}/status", headers=bearer).status_code == 200
+        revoke_token(engine, "later-read-token", NOW)
+        assert api.http.get(f"/v1/features/{FEATURE}/status", headers=bearer).status_code == 401
