@@ -120,6 +120,21 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], deadline: float) -> Non
     raise SystemExit("the daemon did not start in time")
 
 
+def _fresh_database(url: str) -> None:
+    """Drop and create the PostgreSQL database `url` names, so every run starts from an empty store."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        admin.dispose()
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -143,6 +158,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ],
     }
     (folder / "aiqm.yaml").write_text(json.dumps(config), encoding="utf-8")
+    if args.store == "postgresql":
+        _fresh_database(args.database_url)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIQM_")}
@@ -232,6 +249,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "status_p50_ms": round(statistics.median(latencies), 2) if latencies else None,
             "status_p99_ms": round(_percentile(latencies, 0.99), 2) if latencies else None,
             "status_max_ms": round(max(latencies), 2) if latencies else None,
+            "daemon_log": str(folder / "daemon.log"),
         }
     finally:
         daemon.terminate()

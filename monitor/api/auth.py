@@ -21,7 +21,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, get_args
@@ -36,6 +36,7 @@ from monitor.errors import InputError
 from monitor.store.tables import api_tokens
 
 if TYPE_CHECKING:
+    from monitor.api.read_cache import ReadCache
     from monitor.api.services import Services
 
 __all__ = [
@@ -74,6 +75,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+Candidates = list[tuple[str, Principal]]
+_STORED_TOKENS = ("stored-tokens",)  # the read cache's key
+
+
 class TokenBook:
     """Looks tokens up among the config's and the store's (not revoked) hashes."""
 
@@ -81,26 +86,44 @@ class TokenBook:
         self._configured = [(t.sha256, Principal(t.name, t.role)) for t in settings.tokens]
         self._engine = engine
 
-    def _candidates(self) -> list[tuple[str, Principal]]:
+    def stored(self) -> Candidates:
+        """The store's tokens that are not revoked, as (sha256, principal)."""
         query = select(api_tokens.c.token_sha256, api_tokens.c.name, api_tokens.c.role).where(
             api_tokens.c.revoked_at.is_(None)
         )
         with self._engine.connect() as conn:
-            stored = [
+            return [
                 (digest, Principal(name, role)) for digest, name, role in conn.execute(query) if role in ROLES
             ]
-        return [*self._configured, *stored]
 
     def lookup(self, token: str) -> Principal | None:
-        """The principal holding `token`, or None; compares with every candidate in constant time."""
-        if not token or len(token) > MAX_TOKEN_CHARS:
+        """The principal holding `token` (the store read now), or None."""
+        if not _plausible(token):
             return None
+        return self._match(token, self.stored())
+
+    async def find(self, token: str, cache: ReadCache) -> Principal | None:
+        """`lookup` with the store's tokens kept in `cache`: a revoked token is refused within the
+        cache's lifetime; an unknown one makes the store be read again, so a new token works at once."""
+        if not _plausible(token):
+            return None
+        found = self._match(token, await cache.get(_STORED_TOKENS, self.stored))
+        if found is None:
+            found = self._match(token, await cache.refresh(_STORED_TOKENS, self.stored))
+        return found
+
+    def _match(self, token: str, stored: Candidates) -> Principal | None:
+        """Compares with every candidate, whichever matches, so the time does not tell which did."""
         digest = hash_token(token).encode("ascii")
         found: Principal | None = None
-        for candidate, principal in self._candidates():
+        for candidate, principal in [*self._configured, *stored]:
             if hmac.compare_digest(candidate.encode("ascii"), digest) and found is None:
                 found = principal
         return found
+
+
+def _plausible(token: str) -> bool:
+    return bool(token) and len(token) <= MAX_TOKEN_CHARS  # longer: refused before hashing megabytes
 
 
 def create_token(engine: Engine, name: str, role: str, now: datetime) -> str:
@@ -215,15 +238,15 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def require(*roles: Role) -> Callable[..., Principal]:
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting callers in one of `roles` (or `admin`): bearer token or session cookie."""
 
-    def dependency(
+    async def dependency(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
     ) -> Principal:
         services: Services = request.app.state.services
         if credentials is not None:
-            principal = services.tokens.lookup(credentials.credentials)
+            principal = await services.tokens.find(credentials.credentials, services.read_cache)
             if principal is None:
                 raise _unauthorized("unknown or revoked token")
         else:

@@ -35,12 +35,15 @@ def _not_found(feature: str) -> HTTPException:
     return HTTPException(status_code=404, detail=f"no feature {feature!r}")
 
 
-def feature_mode(services: Services, feature: str) -> FeatureMode:
+def read_mode(services: Services, feature: str) -> FeatureMode | None:
+    """The feature's mode read from the store (None: an unknown feature)."""
     with services.engine.connect() as conn:
-        found = mode_of(conn, services.settings, feature, services.clock())
-    if found is None:
-        raise _not_found(feature)
-    return found
+        return mode_of(conn, services.settings, feature, services.clock())
+
+
+async def polled_mode(services: Services, feature: str) -> FeatureMode | None:
+    """`read_mode` through the read cache: what the app's frequent polls are answered with."""
+    return await services.read_cache.get(("mode", feature), lambda: read_mode(services, feature))
 
 
 def set_override(services: Services, feature: str, body: OverrideIn, caller: Principal) -> FeatureMode:
@@ -117,8 +120,11 @@ def router(services: Services) -> APIRouter:
         responses=_RESPONSES,
         summary="The feature's mode, its pending and firing triggers, why and since when",
     )
-    def status(feature: str, _caller: Annotated[Principal, Depends(require("read"))]) -> dict[str, Any]:
-        return feature_mode(services, feature).to_json()
+    async def status(feature: str, _caller: Annotated[Principal, Depends(require("read"))]) -> dict[str, Any]:
+        found = await polled_mode(services, feature)
+        if found is None:
+            raise _not_found(feature)
+        return found.to_json()
 
     @routes.post(
         "/v1/features/{feature}/override",
@@ -140,7 +146,9 @@ def router(services: Services) -> APIRouter:
         except BodyTooLarge as exc:
             raise ApiError(413, {"detail": str(exc)}) from None
         body = _checked(parse_override(raw), services)
-        return (await run_in_threadpool(set_override, services, feature, body, caller)).to_json()
+        found = await run_in_threadpool(set_override, services, feature, body, caller)
+        services.read_cache.put(("mode", feature), found)
+        return found.to_json()
 
     @routes.delete(
         "/v1/features/{feature}/override",
@@ -148,9 +156,11 @@ def router(services: Services) -> APIRouter:
         responses=_RESPONSES,
         summary="End the feature's override: the triggers decide the mode again",
     )
-    def clear_override(
+    async def clear_override(
         feature: str, caller: Annotated[Principal, Depends(require("admin"))]
     ) -> dict[str, Any]:
-        return set_override(services, feature, OverrideIn(mode=None), caller).to_json()
+        found = await run_in_threadpool(set_override, services, feature, OverrideIn(mode=None), caller)
+        services.read_cache.put(("mode", feature), found)
+        return found.to_json()
 
     return routes

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse
 
 from monitor.api.auth import Principal, require
 from monitor.api.batches import BodyTooLarge, read_body
+from monitor.api.features import polled_mode
 from monitor.api.modes import FeatureMode, known_features, mode_of
 from monitor.api.schemas import OfrepBulk, OfrepFailure, OfrepSuccess
 from monitor.api.services import Services
@@ -105,7 +106,7 @@ def router(services: Services) -> APIRouter:
         refused = await _context_error(request, services, key)
         if refused is not None:
             return refused
-        found = await run_in_threadpool(_mode, services, key)
+        found = await polled_mode(services, key)
         if found is None:
             return _failure(404, key, "FLAG_NOT_FOUND", f"no feature {key!r} is monitored")
         return JSONResponse(evaluation(found))
@@ -141,11 +142,6 @@ def router(services: Services) -> APIRouter:
         }
 
     return routes
-
-
-def _mode(services: Services, key: str) -> FeatureMode | None:
-    with services.engine.connect() as conn:
-        return mode_of(conn, services.settings, key, services.clock())
 
 
 def _all(services: Services) -> list[dict[str, Any]]:

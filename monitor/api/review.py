@@ -186,13 +186,13 @@ class _Attempt:
 _check = require("review")
 
 
-def _caller(
+async def _caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> _Caller | None:
     """The signed-in reviewer; None (the page offers the sign-in) when there is no credential."""
     try:
-        principal = _check(request, credentials)
+        principal = await _check(request, credentials)
     except HTTPException as exc:
         if exc.status_code == 401 and credentials is None:
             return None

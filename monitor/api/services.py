@@ -7,13 +7,14 @@ the scheduler and the review page; nothing here builds anything.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.registry import CollectorRegistry
 from sqlalchemy import Engine
 
+from monitor.api.read_cache import ReadCache
 from monitor.config import Settings
 from monitor.cycle import CycleRunner
 
@@ -38,3 +39,8 @@ class Services:
     notifier: Any = None
     registry: CollectorRegistry | None = None
     """What `GET /metrics` exposes (`monitor.exporter.build_registry`)."""
+    read_cache: ReadCache = field(init=False)
+    """Polled answers (modes, stored tokens) kept for `server.read_cache_seconds`."""
+
+    def __post_init__(self) -> None:
+        self.read_cache = ReadCache(self.settings.server.read_cache_seconds, self.clock)

@@ -36,6 +36,7 @@ def test_a_flag_is_the_feature_mode_with_the_protocols_fields(api: Site, engine:
     with engine.begin() as conn:
         insert_outputs(conn, [validate_output(output(i)) for i in range(5)], NOW)
     api.services.runner.run(FEATURE, NOW - timedelta(minutes=30))
+    api.clock.advance(seconds=api.services.settings.server.read_cache_seconds)  # the kept mode expires
     after_cycle = api.post(FLAG, "read").json()  # no body at all is fine too
     assert after_cycle["value"] == "normal" and after_cycle["reason"] == "TARGETING_MATCH"
     assert after_cycle["metadata"]["since"].endswith("Z")

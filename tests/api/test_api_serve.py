@@ -156,6 +156,7 @@ def test_done_when_against_a_running_daemon(aiqm: CliRunner, store_url: str, tmp
                 at = START + (week + 1) * WEEK + timedelta(hours=6)
                 ran = aiqm("cycle", "--at", at.isoformat(), "--feature", FEATURE, "--config", config)
                 assert ran.code == 0, ran.err
+            time.sleep(1.0)  # another process's change shows within server.read_cache_seconds
             after = http.get(status, headers=bearer(tokens["read"])).json()
             assert after["mode"] == "review"
             assert ("fallback", "all", "firing") in {
