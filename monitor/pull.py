@@ -13,7 +13,7 @@ stored twice nor skipped. Followed through rotation:
 
 Lines go through the same validation as `aiqm ingest`; bad lines are written with their
 reasons to a rejects file in `rejects_dir` (default: the directory itself) and reported.
-The positions table is created on first use (it belongs to this mode only).
+Positions are kept in the store's `pull_positions` table (migration 0005).
 """
 
 from __future__ import annotations
@@ -27,14 +27,8 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
     Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
     delete,
     insert,
     select,
@@ -44,22 +38,8 @@ from sqlalchemy import (
 from monitor.errors import InputError
 from monitor.ingest import BATCH, OUTPUTS, parse_line
 from monitor.records import BadLine, OutputRecord
-from monitor.store.tables import UTCDateTime, utcnow
+from monitor.store.tables import pull_positions, utcnow
 from monitor.store.writes import insert_outputs
-
-pull_metadata = MetaData()
-
-pull_positions = Table(
-    "pull_positions",
-    pull_metadata,
-    Column("source", String(1000), primary_key=True),
-    Column("device", BigInteger, primary_key=True),
-    Column("inode", BigInteger, primary_key=True),
-    Column("offset", BigInteger, nullable=False),
-    Column("lines", Integer, nullable=False),
-    Column("path", String(1000), nullable=False),
-    Column("updated_at", UTCDateTime(), nullable=False),
-)
 
 
 @dataclass
@@ -88,10 +68,6 @@ class _Position:
     lines: int
 
 
-def ensure_positions_table(engine: Engine) -> None:
-    pull_metadata.create_all(engine, checkfirst=True)
-
-
 def pull_jsonl(
     engine: Engine,
     directories: Sequence[str | Path],
@@ -102,7 +78,6 @@ def pull_jsonl(
 ) -> PullSummary:
     """One pass over the directories: import every complete line written since the last pass."""
     clock = now or utcnow
-    ensure_positions_table(engine)
     summary = PullSummary()
     for directory in directories:
         folder = Path(directory).resolve()

@@ -6,6 +6,7 @@ line of multi-gigabyte files, and each error must name the field in the user's t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -62,14 +63,27 @@ class OutputRecord:
     signals: Mapping[str, float] | None = None
     user_action: str | None = None
     metadata: Mapping[str, Any] | None = None
+    kept_lengths: tuple[int | None, int | None] | None = None
+    """The lengths of `input` and `output` when their text is not stored with the record (pull
+    mode keeps the text of sampled outputs only; drift still needs every output's lengths)."""
 
     @property
     def input_length(self) -> int | None:
+        if self.input is None and self.kept_lengths is not None:
+            return self.kept_lengths[0]
         return text_length(self.input)
 
     @property
     def output_length(self) -> int | None:
+        if self.output is None and self.kept_lengths is not None:
+            return self.kept_lengths[1]
         return text_length(self.output)
+
+    def without_text(self) -> OutputRecord:
+        """The record without its input and output text, their lengths kept."""
+        return dataclasses.replace(
+            self, input=None, output=None, kept_lengths=(self.input_length, self.output_length)
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The record in the contract's wire format."""
