@@ -7,6 +7,12 @@ configured, the credentials read from the environment variables the config names
 the summary as text). `after_cycle` is what the scheduler runs after each feature's cycle: the
 budget check (`monitor.costs.check_budget`), then the digest when `digest` is configured. It
 never raises: a failed delivery is logged and returned as a note.
+
+Each week's digest goes out once per channel (`email`, `webhook:<name>`): `send_due` queues the
+latest done cycle's digest in `digest_deliveries` and sends what is due; a failed sending
+(an SMTP error, a webhook answering other than 2xx) is tried again after RETRY_AFTER, by the
+leader's scheduler every minute, then given up. A process that died while sending leaves a
+claim that is tried again after STALE_SENDING: such a digest may arrive twice, but is not lost.
 """
 
 from __future__ import annotations
@@ -16,16 +22,33 @@ import os
 import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 
 import httpx
 from sqlalchemy import Engine
 
-from monitor.config import DigestSettings, Settings
+from monitor.config import DigestSettings, Settings, WebhookSettings
 from monitor.report import collect_report, default_path, render_html, summary_text
+from monitor.store import digest_queries as dq
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=12),
+)
+"""Waits before the second to sixth try of a failed sending; after the sixth it is given up."""
+STALE_SENDING = timedelta(hours=1)
+RECENT = timedelta(days=8)
+"""Only a cycle done this recently gets its digest queued (not a year of them on the first run)."""
+
+
+class DeliveryFailed(Exception):
+    """A channel did not take the digest; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +80,8 @@ def build_digest(engine: Engine, settings: Settings, feature: str, week: date | 
     )
 
 
-def recipients(digest: Digest, config: DigestSettings) -> list[str]:
-    found = [digest.owner] if config.to_owner and "@" in digest.owner else []
+def recipients(owner: str, config: DigestSettings) -> list[str]:
+    found = [owner] if config.to_owner and "@" in owner else []
     return list(dict.fromkeys([*found, *config.to]))
 
 
@@ -74,7 +97,7 @@ def email_message(digest: Digest, config: DigestSettings, to: list[str]) -> Emai
 
 def send_email(digest: Digest, config: DigestSettings) -> str:
     """Send the digest; returns a note (who it went to, or why not)."""
-    to = recipients(digest, config)
+    to = recipients(digest.owner, config)
     if not config.smtp_host or not to:
         return "email: not sent (no smtp_host or no recipient)"
     message = email_message(digest, config, to)
@@ -88,30 +111,42 @@ def send_email(digest: Digest, config: DigestSettings) -> str:
     return f"email: sent to {', '.join(to)}"
 
 
+def _sinks(settings: Settings, config: DigestSettings, feature: str) -> list[WebhookSettings]:
+    """The webhooks the digest of `feature` is posted to."""
+    return [
+        sink
+        for sink in settings.webhooks
+        if sink.name in config.webhooks and (not sink.features or feature in sink.features)
+    ]
+
+
+def post_webhook(digest: Digest, sink: WebhookSettings, http: httpx.Client) -> int:
+    """POST the digest to one webhook; its HTTP status (httpx errors propagate)."""
+    body = (
+        {"text": f"*{digest.subject}*\n{digest.text}"}
+        if sink.kind == "slack"
+        else {
+            "kind": "digest",
+            "feature": digest.feature,
+            "cycle_at": digest.cycle_at.isoformat(),
+            "owner": digest.owner,
+            "subject": digest.subject,
+            "summary": digest.text,
+            "html": digest.html,
+        }
+    )
+    response = http.post(sink.resolved_url(), json=body, timeout=sink.timeout_seconds)
+    return response.status_code
+
+
 def post_webhooks(
     digest: Digest, settings: Settings, config: DigestSettings, http: httpx.Client
 ) -> list[str]:
     """POST the digest to each named webhook once; a note per webhook."""
     notes = []
-    for sink in settings.webhooks:
-        if sink.name not in config.webhooks or (sink.features and digest.feature not in sink.features):
-            continue
-        body = (
-            {"text": f"*{digest.subject}*\n{digest.text}"}
-            if sink.kind == "slack"
-            else {
-                "kind": "digest",
-                "feature": digest.feature,
-                "cycle_at": digest.cycle_at.isoformat(),
-                "owner": digest.owner,
-                "subject": digest.subject,
-                "summary": digest.text,
-                "html": digest.html,
-            }
-        )
+    for sink in _sinks(settings, config, digest.feature):
         try:
-            response = http.post(sink.resolved_url(), json=body, timeout=sink.timeout_seconds)
-            notes.append(f"webhook {sink.name}: HTTP {response.status_code}")
+            notes.append(f"webhook {sink.name}: HTTP {post_webhook(digest, sink, http)}")
         except httpx.HTTPError as exc:
             notes.append(f"webhook {sink.name}: failed ({type(exc).__name__})")
     return notes
@@ -143,8 +178,104 @@ def deliver_digest(
     return notes
 
 
+def channels(settings: Settings, feature: str) -> list[str]:
+    """Where the feature's digest goes: `email` (a server and a recipient) and `webhook:<name>`."""
+    config = settings.digest
+    if config is None:
+        return []
+    email = ["email"] if config.smtp_host and recipients(settings.feature(feature).owner, config) else []
+    return email + [f"webhook:{sink.name}" for sink in _sinks(settings, config, feature)]
+
+
+def _send(channel: str, digest: Digest, settings: Settings, http: httpx.Client) -> str:
+    """Send on one channel; a note of what was done, or DeliveryFailed."""
+    config = settings.digest
+    assert config is not None
+    if channel == "email":
+        try:
+            return send_email(digest, config)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryFailed(f"email: {type(exc).__name__}: {exc}") from None
+    name = channel.removeprefix("webhook:")
+    sink = next((s for s in _sinks(settings, config, digest.feature) if s.name == name), None)
+    if sink is None:
+        raise DeliveryFailed(f"{channel}: no such webhook for {digest.feature} in the config any more")
+    try:
+        status = post_webhook(digest, sink, http)
+    except httpx.HTTPError as exc:
+        raise DeliveryFailed(f"{channel}: {type(exc).__name__}") from None
+    if not 200 <= status < 300:
+        raise DeliveryFailed(f"{channel}: HTTP {status}")
+    return f"webhook {name}: HTTP {status}"
+
+
+def send_due(
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    features: list[str] | None = None,
+    http: httpx.Client | None = None,
+) -> list[str]:
+    """Queue the latest done cycle's digest of each of `features` (default: every configured
+    one), then send every delivery due; a note per sending. Raises only on store errors."""
+    if settings.digest is None:
+        return []
+    names = list(settings.features) if features is None else features
+    with engine.begin() as conn:
+        for name in names:
+            latest = dq.latest_done_cycle(conn, name)
+            if latest is not None and latest >= now - RECENT:
+                dq.enqueue(conn, name, latest, channels(settings, name), now)
+        due = dq.due(conn, now, RETRY_AFTER, STALE_SENDING)
+    if not due:
+        return []
+    if http is None:
+        with httpx.Client() as client:
+            return _send_all(engine, settings, due, now, client)
+    return _send_all(engine, settings, due, now, http)
+
+
+def _send_all(
+    engine: Engine, settings: Settings, due: list[dq.Delivery], now: datetime, http: httpx.Client
+) -> list[str]:
+    notes: list[str] = []
+    digests: dict[tuple[str, datetime], Digest] = {}
+    for delivery in due:
+        with engine.begin() as conn:
+            if not dq.claim(conn, delivery, now):
+                continue  # another process took it
+        key = (delivery.feature, delivery.cycle_at)
+        try:
+            if key not in digests:
+                digests[key] = build_digest(engine, settings, delivery.feature, delivery.cycle_at.date())
+            note = _send(delivery.channel, digests[key], settings, http)
+        except Exception as exc:
+            error = str(exc) if isinstance(exc, DeliveryFailed) else f"{delivery.channel}: {exc!r}"
+            final = delivery.attempts + 1 > len(RETRY_AFTER)
+            with engine.begin() as conn:
+                dq.record(conn, delivery.pk, "given_up" if final else "failed", error, now)
+            log.warning(
+                "the digest of %s for %s failed (%s); %s",
+                delivery.feature,
+                delivery.cycle_at.isoformat(),
+                error,
+                "given up" if final else "tried again later",
+            )
+            notes.append(f"{error}: failed, {'given up' if final else 'tried again later'}")
+            continue
+        with engine.begin() as conn:
+            dq.record(conn, delivery.pk, "sent", None, now)
+        notes.append(note)
+    return notes
+
+
 def after_cycle(
-    engine: Engine, settings: Settings, feature: str, at: datetime, clock: Callable[[], datetime]
+    engine: Engine,
+    settings: Settings,
+    feature: str,
+    at: datetime,
+    clock: Callable[[], datetime],
+    http: httpx.Client | None = None,
 ) -> list[str]:
     """After a scheduled cycle: the budget check, then the weekly digest. Never raises."""
     from monitor.costs import check_budget
@@ -157,7 +288,7 @@ def after_cycle(
         if row is not None and check_budget(engine, settings, feature, row, clock()) is not None:
             notes.append("budget: over")
         if settings.digest is not None and row is not None:
-            notes += deliver_digest(engine, settings, feature, at.date())
+            notes += send_due(engine, settings, clock(), [feature], http)
     except Exception:
         log.exception("the budget check or digest of %s after the cycle at %s failed", feature, at)
         return notes

@@ -8,11 +8,15 @@ unique (event_pk, sink) constraint makes that row the one delivery, even when tw
 (two daemons, or the daemon and `aiqm cycle`) run at once. It then claims each pending row by
 moving it to `sending` with an UPDATE that only one notifier can win, and POSTs it, retrying
 timeouts, network errors, 429 and 5xx with exponential backoff and jitter up to
-`max_attempts`; other 4xx answers are not retried. Attempts, the last error and the outcome
+`max_attempts`; other 4xx answers are not retried. A receiver still down after those tries
+gets another round later (status `waiting` until `next_attempt_at`, after each of
+LATER_ROUNDS), then the delivery is `failed`; the leader's scheduler runs `deliver_new` every
+minute, so a waiting round is not a week late. Attempts, the last error and the outcome
 (`delivered` with its time, or `failed`) are recorded. A transition older than the webhook's
 `max_age_hours` when the webhook first sees it (a webhook added to an old store) is recorded
-as `skipped`, not sent. A notifier killed in the middle of a send leaves its row `sending`: it
-is not sent again (at most one notification per transition and webhook).
+as `skipped`, not sent. A notifier killed in the middle of a send leaves its row `sending`; it
+is sent again once the claim is STALE_CLAIM old, so a transition is not lost, and the
+`Idempotency-Key` header (the same on every try) lets a receiver drop a second copy.
 
 The payload is addressed to the event's owner (the feature's owner; its decision owner for
 `fallback`). Webhook URLs are never logged or recorded (a Slack URL is a secret).
@@ -30,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, and_, exists, literal, select, update
+from sqlalchemy import Engine, and_, exists, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import case
 
@@ -44,6 +48,9 @@ log = logging.getLogger(__name__)
 
 BACKOFF_CAP_SECONDS = 60.0
 RETRY_STATUSES = frozenset({408, 425, 429})
+LATER_ROUNDS = (timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=12))
+"""Waits before the second to fifth round of tries of a receiver that stayed down."""
+STALE_CLAIM = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,7 @@ class DeliveryResult:
     scope: str
     to_state: str
     status: str
-    """delivered, failed or skipped"""
+    """delivered, waiting (another round later), failed or skipped"""
     attempts: int
     error: str | None = None
 
@@ -209,31 +216,47 @@ class Notifier:
     # -- sending
 
     def _send_pending(self, sink: WebhookSettings, feature: str | None) -> list[DeliveryResult]:
+        now = self.clock()
+        due = or_(
+            deliveries.c.status == "pending",
+            and_(deliveries.c.status == "waiting", deliveries.c.next_attempt_at <= now),
+            # a notifier died while sending (a claim from before migration 0007 has no time)
+            and_(
+                deliveries.c.status == "sending",
+                or_(deliveries.c.claimed_at.is_(None), deliveries.c.claimed_at <= now - STALE_CLAIM),
+            ),
+        )
         query = (
-            select(deliveries.c.pk.label("delivery_pk"), events)
-            .join(events, events.c.pk == deliveries.c.event_pk)
-            .where(
-                deliveries.c.sink == sink.name,
-                deliveries.c.status == "pending",
-                self._feature_filter(sink, feature),
+            select(
+                deliveries.c.pk.label("delivery_pk"),
+                deliveries.c.status.label("delivery_status"),
+                deliveries.c.attempts.label("delivery_attempts"),
+                events,
             )
+            .join(events, events.c.pk == deliveries.c.event_pk)
+            .where(deliveries.c.sink == sink.name, due, self._feature_filter(sink, feature))
             .order_by(events.c.pk)
         )
         with self.engine.connect() as conn:
             pending = [dict(row) for row in conn.execute(query).mappings()]
         results = []
         for row in pending:
-            if not self._claim(row["delivery_pk"]):
+            if not self._claim(row, now):
                 continue  # another notifier took it
             results.append(self._deliver(sink, row))
         return results
 
-    def _claim(self, delivery_pk: int) -> bool:
+    def _claim(self, row: Mapping[str, Any], now: datetime) -> bool:
+        """Take the delivery to send, unless another notifier changed it since it was read."""
         with self.engine.begin() as conn:
             claimed = conn.execute(
                 update(deliveries)
-                .where(deliveries.c.pk == delivery_pk, deliveries.c.status == "pending")
-                .values(status="sending")
+                .where(
+                    deliveries.c.pk == row["delivery_pk"],
+                    deliveries.c.status == row["delivery_status"],
+                    deliveries.c.attempts == row["delivery_attempts"],
+                )
+                .values(status="sending", claimed_at=now, next_attempt_at=None)
             )
             return claimed.rowcount == 1
 
@@ -265,7 +288,9 @@ class Notifier:
             self._record(event["delivery_pk"], status="failed", last_error=error)
             log.warning("webhook %s: %s", sink.name, error)
             return result("failed", 0, error)
-        for attempt in range(1, sink.max_attempts + 1):
+        before = int(event["delivery_attempts"])  # tries of earlier rounds
+        rounds = before // sink.max_attempts + 1  # this one included
+        for attempt in range(before + 1, before + sink.max_attempts + 1):
             retry_after: float | None = None
             retryable = True
             try:
@@ -287,16 +312,30 @@ class Notifier:
                 error = f"HTTP {response.status_code}: {_snippet(response.text)}"
                 retryable = response.status_code >= 500 or response.status_code in RETRY_STATUSES
                 retry_after = _retry_after(response.headers.get("retry-after"))
-            last = attempt == sink.max_attempts or not retryable
-            self._record(
-                event["delivery_pk"],
-                attempts=attempt,
-                last_error=error,
-                **({"status": "failed"} if last else {}),
-            )
-            if last:
-                break
-            self.sleep(self._backoff(sink, attempt, retry_after))
+            last = attempt == before + sink.max_attempts or not retryable
+            if not last:
+                self._record(event["delivery_pk"], attempts=attempt, last_error=error)
+                self.sleep(self._backoff(sink, attempt - before, retry_after))
+                continue
+            if retryable and rounds <= len(LATER_ROUNDS):
+                later = self.clock() + LATER_ROUNDS[rounds - 1]
+                self._record(
+                    event["delivery_pk"],
+                    status="waiting",
+                    attempts=attempt,
+                    last_error=error,
+                    next_attempt_at=later,
+                )
+                log.warning(
+                    "webhook %s: event %s not delivered yet (%s); next round at %s",
+                    sink.name,
+                    event["pk"],
+                    error,
+                    later.isoformat(),
+                )
+                return result("waiting", attempt, error)
+            self._record(event["delivery_pk"], status="failed", attempts=attempt, last_error=error)
+            break
         log.warning("webhook %s: event %s not delivered: %s", sink.name, event["pk"], error)
         return result("failed", attempt, error)
 

@@ -1,5 +1,6 @@
 """The weekly digest arrives: by email at a real SMTP server on loopback (aiosmtpd), a plain-text
-body with the HTML report attached, and by webhook; the scheduler's after-cycle hook sends it."""
+body with the HTML report attached, and by webhook; the scheduler's after-cycle hook sends it,
+once per channel and week, a failed sending tried again after its wait and then given up."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import email
 import json
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 from email.message import Message
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,10 +17,12 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from digest_history import FEATURE, build, settings_for
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from monitor.config import DigestSettings, Settings, WebhookSettings
-from monitor.digest import after_cycle, deliver_digest
+from monitor.digest import RECENT, RETRY_AFTER, STALE_SENDING, after_cycle, deliver_digest, send_due
+from monitor.store import digest_queries as dq
+from monitor.store.tables import digest_deliveries
 
 if TYPE_CHECKING:
     from conftest import CliRunner
@@ -161,3 +165,123 @@ def test_aiqm_digest_sends_it_now(
     config.write_text(f"features:\n  {FEATURE}:\n    owner: ops-ml@example.com\n")
     done = aiqm("digest", "--feature", FEATURE, "--config", config, env=env)
     assert done.code == 2 and "no `digest` block" in done.err
+
+
+# --------------------------------------------------------------------------- once, and retried
+
+
+class Hook:
+    """A webhook receiver (httpx's mock transport) answering the statuses it is given in turn."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+        self.received: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.received.append(json.loads(request.content))
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        return httpx.Response(status)
+
+
+def with_hook(port: int) -> Settings:
+    hook = WebhookSettings(name="team", url="http://hooks.invalid/aiqm")
+    return with_digest(port, webhooks=["team"]).model_copy(update={"webhooks": (hook,)})
+
+
+def deliveries(engine: Engine) -> list[tuple[str, str, int]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(digest_deliveries.c.channel, digest_deliveries.c.status, digest_deliveries.c.attempts)
+        ).all()
+    return sorted((channel, status, attempts) for channel, status, attempts in rows)
+
+
+def test_each_weeks_digest_goes_out_once_per_channel(
+    engine: Engine, tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    settings = with_hook(port)
+    times = build(engine, settings, tmp_path, weeks=5)
+    now = times[-1] + timedelta(minutes=5)
+    hook = Hook(200)
+    with httpx.Client(transport=httpx.MockTransport(hook)) as http:
+        notes = after_cycle(engine, settings, FEATURE, times[-1], lambda: now, http)
+        assert notes == ["email: sent to ops-ml@example.com, lead@example.com", "webhook team: HTTP 200"]
+        # The cycle's hook again (a rerun), and the leader's minutely job: nothing more is sent.
+        assert after_cycle(engine, settings, FEATURE, times[-1], lambda: now, http) == []
+        assert send_due(engine, settings, now + timedelta(minutes=1), http=http) == []
+    assert len(inbox.messages) == 1 and len(hook.received) == 1
+    assert hook.received[0]["cycle_at"] == times[-1].isoformat()
+    assert deliveries(engine) == [("email", "sent", 1), ("webhook:team", "sent", 1)]
+
+
+def test_a_failed_sending_is_tried_again_after_its_wait(
+    engine: Engine, tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    _inbox, port = smtp
+    settings = with_hook(port)
+    times = build(engine, settings, tmp_path, weeks=5)
+    now = times[-1] + timedelta(minutes=5)
+    hook = Hook(503, 500, 204)
+    with httpx.Client(transport=httpx.MockTransport(hook)) as http:
+        notes = after_cycle(engine, settings, FEATURE, times[-1], lambda: now, http)
+        assert "webhook:team: HTTP 503: failed, tried again later" in notes
+        assert ("webhook:team", "failed", 1) in deliveries(engine)
+        assert send_due(engine, settings, now + RETRY_AFTER[0] - timedelta(seconds=1), http=http) == []
+        later = now + RETRY_AFTER[0]
+        assert send_due(engine, settings, later, http=http) == [
+            "webhook:team: HTTP 500: failed, tried again later"
+        ]
+        assert send_due(engine, settings, later + RETRY_AFTER[1], http=http) == ["webhook team: HTTP 204"]
+        assert send_due(engine, settings, later + RETRY_AFTER[1] + timedelta(days=1), http=http) == []
+    assert len(hook.received) == 3
+    assert deliveries(engine) == [("email", "sent", 1), ("webhook:team", "sent", 3)]
+
+
+def test_a_channel_that_keeps_failing_is_given_up(engine: Engine, tmp_path: Path) -> None:
+    hook_settings = WebhookSettings(name="team", url="http://hooks.invalid/aiqm")
+    digest = DigestSettings.model_validate({"webhooks": ["team"]})  # no email: the webhook alone
+    settings = settings_for().model_copy(update={"digest": digest, "webhooks": (hook_settings,)})
+    times = build(engine, settings, tmp_path, weeks=5)
+    now = times[-1] + timedelta(minutes=5)
+    hook = Hook(500)
+    with httpx.Client(transport=httpx.MockTransport(hook)) as http:
+        notes = send_due(engine, settings, now, http=http)
+        for wait in RETRY_AFTER:
+            now += wait
+            notes += send_due(engine, settings, now, http=http)
+        assert send_due(engine, settings, now + timedelta(days=30), http=http) == []
+    assert len(hook.received) == len(RETRY_AFTER) + 1
+    assert notes[-1] == "webhook:team: HTTP 500: failed, given up"
+    assert deliveries(engine) == [("webhook:team", "given_up", len(RETRY_AFTER) + 1)]
+
+
+def test_the_leaders_job_sends_a_digest_the_cycles_hook_never_sent(
+    engine: Engine, tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    """The daemon died after the cycle was stored and before its digest went out."""
+    inbox, port = smtp
+    settings = with_digest(port)
+    times = build(engine, settings, tmp_path, weeks=5)
+    assert send_due(engine, settings, times[-1] + RECENT + timedelta(minutes=1)) == []  # too old
+    assert send_due(engine, settings, times[-1] + timedelta(hours=3)) == [
+        "email: sent to ops-ml@example.com, lead@example.com"
+    ]
+    assert len(inbox.messages) == 1 and f"{times[-1]:%Y-%m-%d}" in inbox.messages[0][2]["Subject"]
+
+
+def test_a_sending_claimed_by_a_process_that_died_is_tried_again_later(
+    engine: Engine, tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    settings = with_digest(port)
+    times = build(engine, settings, tmp_path, weeks=5)
+    now = times[-1] + timedelta(minutes=5)
+    with engine.begin() as conn:
+        dq.enqueue(conn, FEATURE, times[-1], ["email"], now)
+        (queued,) = dq.due(conn, now, RETRY_AFTER, STALE_SENDING)
+        assert dq.claim(conn, queued, now)  # the process that died
+        assert not dq.claim(conn, queued, now)  # a second claimer of the same row loses
+    assert send_due(engine, settings, now + STALE_SENDING - timedelta(minutes=1)) == []
+    assert send_due(engine, settings, now + STALE_SENDING)[0].startswith("email: sent")
+    assert len(inbox.messages) == 1 and deliveries(engine) == [("email", "sent", 2)]

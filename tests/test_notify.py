@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from monitor.config import Settings
-from monitor.notify import Notifier
+from monitor.notify import LATER_ROUNDS, STALE_CLAIM, Notifier
 from monitor.simulate import HistorySpec, write_history
 from monitor.store import cycle_queries as q
 from monitor.store.engine import make_engine
@@ -167,22 +167,79 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_takes_it(
     assert len(receiver.received) == 3
 
 
-def test_a_receiver_that_never_answers_well_is_given_up_after_max_attempts(
+def test_a_receiver_that_stays_down_gets_later_rounds_then_is_given_up(
     engine: Engine, receiver: Receiver, http: httpx.Client
 ) -> None:
     add_events(engine)
     receiver.always["/down"] = 500
     settings = settings_with({"name": "down", "url": receiver.url("/down"), "max_attempts": 3})
+    clock = [NOW]
     sleeps: list[float] = []
-    [result] = notifier(engine, settings, http, sleeps).deliver_new()
-    assert (result.status, result.attempts) == ("failed", 3)
+    later = Notifier(engine, settings, http, lambda: clock[0], sleep=sleeps.append)
+    [result] = later.deliver_new()
+    assert (result.status, result.attempts) == ("waiting", 3)
     assert result.error == "HTTP 500: receiver unhappy"
     assert len(sleeps) == 2 and len(receiver.received) == 3
     [row] = deliveries(engine)
-    assert (row["status"], row["attempts"], row["delivered_at"]) == ("failed", 3, None)
-    assert row["last_error"] == "HTTP 500: receiver unhappy"
-    assert notifier(engine, settings, http).deliver_new() == []  # failed is final
-    assert len(receiver.received) == 3
+    assert (row["status"], row["attempts"], row["delivered_at"]) == ("waiting", 3, None)
+    assert (
+        row["next_attempt_at"] == NOW + LATER_ROUNDS[0] and row["last_error"] == "HTTP 500: receiver unhappy"
+    )
+    clock[0] = NOW + LATER_ROUNDS[0] - timedelta(seconds=1)
+    assert later.deliver_new() == []  # not yet
+    for round_number, wait in enumerate(LATER_ROUNDS, start=2):
+        clock[0] = deliveries(engine)[0]["next_attempt_at"]
+        assert clock[0] is not None and clock[0] >= NOW + wait
+        [result] = later.deliver_new()
+        assert result.attempts == 3 * round_number
+        assert result.status == ("waiting" if round_number <= len(LATER_ROUNDS) else "failed")
+    [row] = deliveries(engine)
+    assert (row["status"], row["attempts"]) == ("failed", 3 * (len(LATER_ROUNDS) + 1))
+    clock[0] += timedelta(days=30)
+    assert later.deliver_new() == []  # failed is final
+    assert len(receiver.received) == 3 * (len(LATER_ROUNDS) + 1)
+
+
+def test_a_receiver_back_up_takes_the_waiting_transition(
+    engine: Engine, receiver: Receiver, http: httpx.Client
+) -> None:
+    [pk] = add_events(engine)
+    receiver.statuses["/flaky"] = [503, 503]
+    settings = settings_with({"name": "flaky", "url": receiver.url("/flaky"), "max_attempts": 2})
+    clock = [NOW]
+    later = Notifier(engine, settings, http, lambda: clock[0], sleep=lambda _s: None)
+    assert [r.status for r in later.deliver_new()] == ["waiting"]
+    clock[0] = NOW + LATER_ROUNDS[0]
+    [result] = later.deliver_new()
+    assert (result.status, result.attempts, result.event_pk) == ("delivered", 3, pk)
+    [row] = deliveries(engine)
+    assert (row["status"], row["delivered_at"], row["next_attempt_at"]) == ("delivered", clock[0], None)
+
+
+def test_a_transition_a_dead_notifier_was_sending_is_sent_once_its_claim_is_stale(
+    engine: Engine, receiver: Receiver, http: httpx.Client
+) -> None:
+    [pk] = add_events(engine)
+    settings = settings_with({"name": "ops", "url": receiver.url("/hook")})
+    with engine.begin() as conn:  # what a notifier killed mid-send leaves behind
+        conn.execute(
+            notification_deliveries.insert().values(
+                event_pk=pk,
+                sink="ops",
+                feature="replies",
+                status="sending",
+                attempts=0,
+                created_at=NOW,
+                claimed_at=NOW,
+            )
+        )
+    clock = [NOW + STALE_CLAIM - timedelta(minutes=1)]
+    later = Notifier(engine, settings, http, lambda: clock[0], sleep=lambda _s: None)
+    assert later.deliver_new() == [] and receiver.received == []  # it may still be sending
+    clock[0] = NOW + STALE_CLAIM
+    assert [r.status for r in later.deliver_new()] == ["delivered"]
+    assert len(receiver.received) == 1
+    assert receiver.received[0][1]["idempotency-key"] == f"aiqm-{pk}-ops"  # a receiver can drop a copy
 
 
 def test_a_client_error_is_not_retried(engine: Engine, receiver: Receiver, http: httpx.Client) -> None:
@@ -316,3 +373,26 @@ def test_aiqm_cycle_notifies_the_webhooks(
     assert "webhook ops: replies stale[all] -> pending: delivered after 1 attempt(s)" in done.err
     again = aiqm("cycle", "--at", "2026-01-12T06:00:00Z", "--config", config, env=env)
     assert again.code == 0 and len(receiver.received) == 1
+
+
+def test_the_leader_sends_due_notifications_every_minute(
+    engine: Engine, receiver: Receiver, http: httpx.Client
+) -> None:
+    from monitor.app import build_services
+    from monitor.scheduler import NOTIFY_SECONDS
+
+    add_events(engine)
+    settings = settings_with({"name": "ops", "url": receiver.url("/hook")})
+    services = build_services(
+        settings, engine=engine, clock=lambda: NOW, notifier=notifier(engine, settings, http)
+    )
+    scheduler = services.scheduler
+    assert scheduler is not None
+    scheduler.start()
+    try:
+        job = scheduler._scheduler.get_job("aiqm:notify")
+        assert job is not None and job.trigger.interval.total_seconds() == NOTIFY_SECONDS
+        scheduler.notify()
+    finally:
+        scheduler.shutdown()
+    assert len(receiver.received) == 1 and deliveries(engine)[0]["status"] == "delivered"
