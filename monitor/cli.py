@@ -96,19 +96,10 @@ def cmd_pull(args: argparse.Namespace) -> int:
             _err(bad.describe(path))
         print(summary.describe())
     if sql is not None:
-        from monitor.pull_sql import pull_sql
+        from monitor.pull_sql import pull_configured
 
-        pulled = pull_sql(
-            engine,
-            sql.url,
-            sql.table,
-            sql.columns,
-            feature=sql.feature,
-            cursor=sql.cursor,
-            batch=sql.batch,
-            now=_now,
-            rejects_dir=args.rejects_dir,
-            prepare=storage_redaction(settings),
+        pulled = pull_configured(
+            engine, sql, now=_now, rejects_dir=args.rejects_dir, prepare=storage_redaction(settings)
         )
         for bad in pulled.bad_rows:
             _err(bad.describe(f"{sql.table} row"))

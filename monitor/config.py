@@ -336,6 +336,13 @@ class ServerSettings(_Strict):
         pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$",
         description="env variable whose value signs review sessions (empty: a secret stored in the store)",
     )
+    read_cache_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="how long a polled mode and the stored tokens are reused before the store is read "
+        "again (changes made elsewhere show within this time; 0: read every time)",
+    )
 
 
 class MetricsSettings(_Strict):
@@ -383,6 +390,17 @@ class SqlPullSettings(_Strict):
     feature: str | None = Field(None, description="the feature of every row, unless columns maps one")
     cursor: str | None = Field(None, description="column the copy advances by (default: the ts column)")
     batch: int = Field(5_000, ge=1)
+    copy_text: Literal["sampled", "all"] = Field(
+        "sampled",
+        description="sampled: copy every row but the input and output text (their lengths are kept for "
+        "drift) and read the text of the outputs a cycle samples from the table then; all: copy it all",
+    )
+    lookback_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="a date-time cursor: each pass reads again this far before the watermark, so rows "
+        "committed late with an earlier time are copied too (copies are told apart by id)",
+    )
 
 
 class PullSettings(_Strict):

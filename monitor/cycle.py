@@ -10,6 +10,7 @@ so a crash anywhere leaves either nothing or a cycle that the next run completes
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -29,9 +30,18 @@ from monitor.records import LabelRecord
 from monitor.sampling import Candidate, SamplingPlan, draw
 from monitor.stats import DriftThresholds, weighted_pass_rate
 from monitor.store import cycle_queries as q
+from monitor.store import feature_queries as fq
 from monitor.store import sample_queries as sq
 from monitor.store.writes import ensure_feature, insert_labels
 from monitor.triggers import Baseline, CycleFacts, TriggerState, decide
+
+log = logging.getLogger(__name__)
+
+
+class SampleText(Protocol):
+    """Fills in text the store does not keep for a sample's outputs (pull mode's `SampledText`)."""
+
+    def fill(self, store: Engine, feature: str, output_ids: Sequence[str], now: datetime) -> int: ...
 
 
 class Labeller(Protocol):
@@ -96,7 +106,15 @@ class CycleRunner:
     clock: Callable[[], datetime]
     labellers: Sequence[Labeller] = ()
     seed: int = 0
+    sample_text: SampleText | None = None
+    """Default: pull mode's reader of sampled outputs' text, when it copies no other text."""
     _references: dict[tuple[str, int], PreparedReference] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sample_text is None:
+            from monitor.pull_sql import sampled_text
+
+            self.sample_text = sampled_text(self.settings)
 
     def cycle_seed(self, feature: str, at: datetime) -> int:
         digest = hashlib.sha256(f"{self.seed}|{feature}|{at.isoformat()}".encode()).digest()
@@ -114,6 +132,16 @@ class CycleRunner:
             return done
         with self.engine.connect() as conn:
             drawn = [item.output_id for item in q.sample_of(conn, feature, at)]
+        if self.sample_text is not None and drawn:
+            try:
+                self.sample_text.fill(self.engine, feature, drawn, self.clock())
+            except Exception as exc:  # the cycle goes on: quality, drift and triggers need no text
+                log.warning(
+                    "the text of %s's sampled outputs could not be read from the app's table (%s: %s)",
+                    feature,
+                    type(exc).__name__,
+                    str(exc)[:300],
+                )
         for labeller in self.labellers:
             records = labeller.label(feature, drawn, at)
             if records:
@@ -215,7 +243,8 @@ class CycleRunner:
         baseline_row = q.active_baseline(conn, feature)
         window = list(q.window_records(conn, feature, row["window_start"], at))
         actions = action_counts(window)
-        quality = _quality_of(conn, feature, at, settings, actions, action_model(baseline_row))
+        model = action_model(baseline_row)
+        quality = _quality_of(conn, feature, at, settings, actions, model)
         outputs = len(window)
         since = done[-1]["at"] if done else None
         human = q.labels_received(conn, feature, since, at, "human")
@@ -227,6 +256,9 @@ class CycleRunner:
             "labels_received": received,
             "actions": actions,
             "cost": window_cost(window),
+            # The baseline whose action model weighed the labels (None: none did); a restatement
+            # uses the same one, so only the late labels move the number.
+            "action_model_version": baseline_row["version"] if model is not None and baseline_row else None,
         }
         judges = _judges_of(conn, feature, at)
         if judges:
@@ -347,7 +379,7 @@ class CycleRunner:
             row = by_at.get(cycle_at)
             if row is None:
                 continue
-            model = action_model(q.active_baseline(conn, feature))
+            model = self._action_model_of(conn, feature, row["result"])
             actions = row["result"].get("actions")
             quality = _quality_of(conn, feature, cycle_at, settings, actions, model)
             overall = quality.get("all")
@@ -365,6 +397,17 @@ class CycleRunner:
             }
             row.update(values)
             q.restate_cycle(conn, feature, cycle_at, values, now)
+
+    @staticmethod
+    def _action_model_of(
+        conn: Connection, feature: str, result: Mapping[str, Any]
+    ) -> dict[str, float] | None:
+        """The action model a cycle's quality was computed with (the active baseline's for a
+        cycle stored before the version was recorded)."""
+        if "action_model_version" not in result:
+            return action_model(q.active_baseline(conn, feature))
+        version = result["action_model_version"]
+        return None if version is None else action_model(fq.baseline_row(conn, feature, int(version)))
 
     def _adopt_default_baseline(
         self,

@@ -109,6 +109,19 @@ METRICS: tuple[MetricSpec, ...] = (
         "Unix time the latest successful cycle finished",
     ),
     # --- the exporter itself --------------------------------------------------------------
+    MetricSpec(
+        "aiqm_notifications_retrying",
+        "gauge",
+        ("feature", "kind"),
+        "Trigger notifications (kind webhook) or weekly digests (kind digest) not delivered yet and "
+        "waiting for a later try",
+    ),
+    MetricSpec(
+        "aiqm_notifications_failed_total",
+        "counter",
+        ("feature", "kind"),
+        "Trigger notifications (kind webhook) or weekly digests (kind digest) given up for good",
+    ),
     MetricSpec("aiqm_build", "info", ("version",), "The running ai-quality-monitor"),
     MetricSpec("aiqm_store_up", "gauge", (), "1 when this scrape could read the store, else 0"),
     MetricSpec("aiqm_metrics_read_duration_seconds", "gauge", (), "Time this scrape spent reading the store"),
@@ -429,6 +442,7 @@ class QualityCollector(Collector):
             tuple((name, tuple(sorted(judges.items()))) for name, judges in sorted(data.judges.items())),
             tuple(sorted(data.review.items())),
             tuple(sorted(data.open_flags.items())),
+            tuple(sorted(data.deliveries.items())),
         )
 
     def _interval(self, expression: str, now: datetime) -> float:
@@ -491,6 +505,11 @@ class QualityCollector(Collector):
                 out.add("aiqm_review_backlog", (name,), 0)
             if known:
                 out.add("aiqm_review_flagged", (name,), data.open_flags.get(name, 0))
+                for kind in ("webhook", "digest"):
+                    retrying = data.deliveries.get((name, kind, "retrying"), 0)
+                    out.add("aiqm_notifications_retrying", (name, kind), retrying)
+                    failed = data.deliveries.get((name, kind, "failed"), 0)
+                    out.add("aiqm_notifications_failed_total", (name, kind), failed)
                 budget = self.settings.feature(name).budget_usd_per_week
                 if budget is not None:
                     out.add("aiqm_budget_usd_per_week", (name,), budget)

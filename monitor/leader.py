@@ -7,9 +7,10 @@ running schedulers would both fire them). The leader holds a session-level
 replicas try again every `retry_seconds`. When the leader dies its connection drops, PostgreSQL
 releases the lock, and the next try of another replica takes it over (server-side TCP keepalives
 on that connection bound how long a vanished host keeps it). A leader checks its connection at
-each tick too: once it is gone, the lock may be someone else's, so it stops its scheduler and
-competes again. A cycle is idempotent per (feature, scheduled time), so a cycle that two leaders
-meet in a hand-over still runs once.
+each tick, and again just before each scheduled cycle (`confirm`): once it is gone, the lock may
+be someone else's, so it stops its scheduler and competes again. So two replicas never both
+start a cycle, even when PostgreSQL dropped a leader's session (a network cut) seconds before
+the leader noticed; and a cycle is idempotent per (feature, scheduled time) besides.
 
 A SQLite store belongs to one process: its daemon is always the leader.
 """
@@ -57,6 +58,7 @@ class Leadership:
         self.elected = engine.dialect.name != "postgresql"
         self._leader = False
         self._conn: Connection | None = None
+        self._guard = threading.Lock()  # the lock connection: the competing thread and cycles share it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -81,7 +83,20 @@ class Leadership:
             self._thread = None
         if self._leader:
             self._step_down("stopping")
-        self._release()
+        with self._guard:
+            self._release()
+
+    def confirm(self) -> bool:
+        """Whether this replica still leads, asked of PostgreSQL now; a lost lock steps down at once."""
+        if self.elected:
+            return self._leader
+        with self._guard:
+            if not self._leader:
+                return False
+            alive = self._alive()
+        if not alive:
+            self._step_down("its lock connection was lost")
+        return alive
 
     def _loop(self) -> None:
         while not self._stop.wait(self.retry_seconds):
@@ -94,12 +109,13 @@ class Leadership:
                 self.on_gain()
             return
         if self._leader:
-            if not self._alive():
-                self._step_down("its lock connection was lost")
+            self.confirm()
             return
-        if self._try_lock():
+        with self._guard:
+            elected = self._try_lock()
+            self._leader = elected
+        if elected:
             log.info("this replica is now the scheduler's leader")
-            self._leader = True
             try:
                 self.on_gain()
             except Exception:
@@ -107,13 +123,17 @@ class Leadership:
                 self._step_down("the scheduler did not start")
 
     def _step_down(self, why: str) -> None:
+        with self._guard:
+            if not self._leader:  # the other thread stepped down already
+                return
+            self._leader = False
         log.warning("this replica stops leading the scheduler: %s", why)
-        self._leader = False
         try:
             self.on_lose()
         except Exception:
             log.exception("stopping the scheduler failed")
-        self._release()
+        with self._guard:
+            self._release()
 
     def _alive(self) -> bool:
         conn = self._conn

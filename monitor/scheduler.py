@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,8 @@ __all__ = ["JOBS_TABLE", "FeatureScheduler", "job_id", "run_scheduled_cycle"]
 log = logging.getLogger(__name__)
 
 JOBS_TABLE = "aiqm_scheduler_jobs"
+DIGEST_SECONDS = 60  # how often the leader sends the digests that are due
+NOTIFY_SECONDS = 60  # how often the leader sends the notifications that are due
 SYNC_SECONDS = 60  # how often features that appeared in the store (say by `aiqm ingest`) get jobs
 _REGISTRY: dict[str, FeatureScheduler] = {}
 _REGISTRY_LOCK = threading.Lock()
@@ -160,30 +162,27 @@ class FeatureScheduler:
         try:
             self.sync()
             self._finish_interrupted()
-            self._scheduler.add_job(
-                self.sync,
-                "interval",
-                seconds=self.sync_seconds,
-                id="aiqm:sync",
-                jobstore="memory",
-                replace_existing=True,
-            )
+            # The leader's own chores, in memory (every leader adds them again when elected).
+            self._every("aiqm:sync", self.sync_seconds, self.sync)
             pull = self.services.settings.pull
             if pull.jsonl_dirs or pull.sql is not None:  # pull mode: only the leader pulls
-                self._scheduler.add_job(
-                    self.pull,
-                    "interval",
-                    seconds=pull.interval_seconds,
-                    id="aiqm:pull",
-                    jobstore="memory",
-                    replace_existing=True,
-                    next_run_time=datetime.now(UTC),
-                )
+                self._every("aiqm:pull", pull.interval_seconds, self.pull, at_once=True)
+            if self.services.notifier is not None:  # transitions waiting for a receiver
+                self._every("aiqm:notify", NOTIFY_SECONDS, self.notify)
+            if self.services.settings.digest is not None:  # digests queued, or failed and waited
+                self._every("aiqm:digests", DIGEST_SECONDS, self.send_digests)
         except BaseException:
             self._stop_jobs(wait=False)
             raise
         self._scheduler.resume()
         log.info("scheduler started with %d feature job(s)", len(self.jobs()))
+
+    def _every(self, job: str, seconds: float, run: Callable[[], None], *, at_once: bool = False) -> None:
+        """Run `run` every `seconds` on this (the leader's) scheduler; first now, or after `seconds`."""
+        first = {"next_run_time": datetime.now(UTC)} if at_once else {}
+        self._scheduler.add_job(
+            run, "interval", seconds=seconds, id=job, jobstore="memory", replace_existing=True, **first
+        )
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop taking jobs and competing; with `wait`, let a running cycle finish first."""
@@ -192,6 +191,22 @@ class FeatureScheduler:
         if leadership is not None:
             leadership.stop()
         self._stop_jobs(wait)
+
+    def notify(self) -> None:
+        """Send the trigger transitions that are due (new, or waiting for their next round)."""
+        try:
+            self.services.notifier.deliver_new()
+        except Exception:
+            log.exception("sending the due notifications failed; tried again in %d s", NOTIFY_SECONDS)
+
+    def send_digests(self) -> None:
+        """Send the weekly digests that are due (queued, or failed and waited); a failure is logged."""
+        from monitor.digest import send_due
+
+        try:
+            send_due(self.services.engine, self.services.settings, self.services.clock())
+        except Exception:
+            log.exception("sending the due digests failed; tried again in %d s", DIGEST_SECONDS)
 
     def pull(self) -> None:
         """One pass of pull mode (`monitor.pull`, `monitor.pull_sql`); a failure is logged."""
@@ -214,16 +229,11 @@ class FeatureScheduler:
                         log.warning("%s", bad.describe(path))
             sql = settings.pull.sql
             if sql is not None:
-                from monitor.pull_sql import pull_sql
+                from monitor.pull_sql import pull_configured
 
-                pulled = pull_sql(
+                pulled = pull_configured(
                     self.services.engine,
-                    sql.url,
-                    sql.table,
-                    sql.columns,
-                    feature=sql.feature,
-                    cursor=sql.cursor,
-                    batch=sql.batch,
+                    sql,
                     now=self.services.clock,
                     rejects_dir=settings.data_dir,
                     prepare=storage_redaction(settings),
@@ -354,10 +364,15 @@ class FeatureScheduler:
             log.warning("the cycle of %s is still running; this run is skipped", feature)
             return None
         try:
+            leadership = self._leadership
+            if leadership is not None and not leadership.confirm():
+                log.warning("the cycle of %s is left to the new leader: this replica lost its lock", feature)
+                return None
             at = self._due(feature, self.services.clock())
             if at is None:
                 return None
             outcome = self.services.runner.run(feature, at)
+            self.services.read_cache.forget(("mode", feature))  # the app sees the new mode at once
             alerts = ", ".join(f"{a.trigger}[{a.scope}]={a.state}" for a in outcome.alerts) or "none"
             log.info(
                 "cycle %s at %s done: mode=%s, %d outputs, %d sampled, alerts: %s",

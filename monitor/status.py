@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from monitor.config import Settings
 from monitor.store import cycle_queries as q
 from monitor.store import feature_queries as fq
+from monitor.store.metric_queries import undelivered
 from monitor.store.reads import feature_counts
 
 UNOWNED = ("", "unassigned")
@@ -45,6 +46,9 @@ BASELINE_COLUMNS = (
     "reason",
     "created_at",
 )
+
+
+WAITING = {"webhook": "trigger notification(s)", "digest": "weekly digest(s)"}
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -109,7 +113,13 @@ def collect_status(engine: Engine, settings: Settings, now: datetime | None = No
                 "baseline": fq.as_json(q.active_baseline(conn, name), *BASELINE_COLUMNS),
                 "proposals": [fq.as_json(p, *BASELINE_COLUMNS) for p in fq.open_proposals(conn, name)],
             }
+        waiting = {key: n for key, n in undelivered(conn).items() if key[2] == "retrying"}
     warnings = [
+        f"{name}: {count} {WAITING[kind]} not delivered yet, waiting for a later try; the receiver "
+        "fails (the daemon's log says why)"
+        for (name, kind, _state), count in sorted(waiting.items())
+    ]
+    warnings += [
         f"{name} has no owner: nobody is told when it degrades; set features.{name}.owner in the config"
         for name in features
         if settings.feature(name).owner.strip() in UNOWNED

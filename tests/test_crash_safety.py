@@ -5,7 +5,9 @@
 - a cycle whose labeller hangs after the sample and the cycle's row were stored: the re-run
   completes that cycle with the same sample (nothing sampled twice, nothing half-written);
 - `aiqm serve` while it stores a big batch of labels: after the restart the batch is all there
-  or not at all, and sending it again stores it all.
+  or not at all, and sending it again stores it all;
+- `aiqm pull` half-way through a big log file: every batch it stored came with its position,
+  so the next pass reads on from there, and in the end every line is stored exactly once.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import yaml
 from sqlalchemy import Table, func, select
 
 from monitor.store.engine import make_engine
-from monitor.store.tables import cycles, labels, outputs, samples
+from monitor.store.tables import cycles, labels, outputs, pull_positions, samples
 
 if TYPE_CHECKING:
     from conftest import CliRunner
@@ -50,6 +52,7 @@ def _config(folder: Path, store_url: str) -> Path:
     settings = {
         "database_url": store_url,
         "features": {FEATURE: {"owner": "team@example.com", "sample_size": 20}},
+        "server": {"max_batch": 50_000, "max_body_bytes": 50_000_000},
     }
     path.write_text(yaml.safe_dump(settings), encoding="utf-8")
     return path
@@ -80,11 +83,11 @@ def _count(url: str, table: Table) -> int:
         engine.dispose()
 
 
-def _wait(what: str, check: Callable[[], Any], seconds: float) -> Any:
+def _wait(what: str, check: Callable[[], Any], seconds: float, every: float = 0.05) -> Any:
     deadline = time.monotonic() + seconds
     while not (value := check()):
         assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
-        time.sleep(0.05)
+        time.sleep(every)
     return value
 
 
@@ -106,7 +109,7 @@ def _writing(url: str, process: subprocess.Popen[bytes], seconds: float = 2.0) -
                     ).scalar_one()
                 )
 
-        _wait("a write transaction of the killed process", open_write, 60)
+        _wait("a write transaction of the killed process", open_write, 60, every=0.005)
     finally:
         engine.dispose()
     assert process.poll() is None
@@ -226,7 +229,7 @@ def test_sigkill_during_a_label_write_keeps_the_batch_whole(
 ) -> None:
     config = _config(tmp_path, store_url)
     data = tmp_path / "outputs.jsonl"
-    count = 5000
+    count = 20_000  # a write long enough (a few hundred ms) for the kill to land inside it
     data.write_bytes(b"".join(_lines(count)))
     assert aiqm("ingest", data, "--config", config).code == 0
     made = aiqm("token", "create", "--role", "review", "--name", "crash", "--config", config)
@@ -287,3 +290,43 @@ def test_sigkill_during_a_label_write_keeps_the_batch_whole(
     labels_file.write_text("\n".join(json.dumps(b) for b in batch) + "\n", encoding="utf-8")
     assert aiqm("labels", "import", labels_file, "--config", config).code == 0
     assert _count(store_url, labels) == count, outcomes
+
+
+def test_sigkill_during_a_pull_then_the_next_pass_reads_on_from_the_saved_position(
+    aiqm: CliRunner, store_url: str, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, store_url)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    lines = _lines(150_000)
+    (logs / "app.jsonl").write_bytes(b"".join(lines))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "pull", str(logs), "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=_environment(),
+    )
+    try:
+        _wait("a first batch stored", lambda: _count(store_url, outputs) > 0, 120)
+        _sigkill(process)
+    finally:
+        _sigkill(process)
+    assert process.returncode == -signal.SIGKILL
+    stored = _count(store_url, outputs)
+    assert 0 < stored < len(lines), "the kill should land half-way; make the file bigger"
+    engine = make_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            saved = conn.execute(select(pull_positions.c.lines, pull_positions.c.offset)).one()
+        # Each batch was committed with the position after it: the two agree exactly.
+        assert saved.lines == stored
+        assert saved.offset == sum(len(line) for line in lines[:stored])
+        rerun = aiqm("pull", logs, "--config", config)
+        assert rerun.code == 0, rerun.err
+        assert f"{len(lines) - stored} outputs stored, 0 duplicate" in rerun.out
+        with engine.connect() as conn:
+            ids = list(conn.execute(select(outputs.c.output_id)).scalars())
+        assert len(ids) == len(set(ids)) == len(lines)
+    finally:
+        engine.dispose()

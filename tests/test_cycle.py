@@ -349,3 +349,57 @@ def test_aiqm_cycle_snaps_to_the_schedule_and_refuses_to_run_backwards(
     assert earlier.code == 2 and "time order" in earlier.err and "Traceback" not in earlier.err
     with engine.connect() as conn:
         assert [row["at"] for row in q.cycle_rows(conn, FEATURE)] == [cycle_time(2)]
+
+
+def test_a_restatement_weighs_late_labels_with_the_cycles_own_action_model(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A baseline set after a cycle ran must not move that cycle's restated number: only its late
+    labels may, weighed as the cycle first weighed its labels (by the baseline of that time)."""
+    from monitor.cycle import _quality_of, action_model
+
+    reviewers = load(engine, SPEC, tmp_path)
+    settings = settings_with()
+    clock = SimulatedClock(cycle_time(0))
+    labelled = CycleRunner(engine, settings, clock, labellers=[reviewers])
+    nobody = CycleRunner(engine, settings, clock)
+    for week in range(4):
+        clock.now = cycle_time(week)
+        labelled.run(FEATURE, cycle_time(week))
+    clock.now = cycle_time(4)
+    first = nobody.run(FEATURE, cycle_time(4))  # nobody reviews this one in time
+    with engine.connect() as conn:
+        row = q.cycle_row(conn, FEATURE, cycle_time(4))
+        old = q.active_baseline(conn, FEATURE)
+    assert row is not None and old is not None and action_model(old) is not None
+    assert first.labelled == 0 and row["result"]["action_model_version"] == old["version"]
+    with engine.begin() as conn:  # a person sets a baseline whose users behave differently
+        q.add_baseline(
+            conn,
+            {
+                **{k: v for k, v in old.items() if k not in ("pk", "version")},
+                "kind": "manual",
+                "segments": {**old["segments"], "actions": {"accepted": [10, 100], "rejected": [90, 100]}},
+                "created_at": cycle_time(4),
+            },
+        )
+        new = q.active_baseline(conn, FEATURE)
+    assert new is not None and new["version"] == old["version"] + 1
+    late = cycle_time(4) + timedelta(days=1)
+    drawn = [output_id for output_id, _ in sample_ids(engine, cycle_time(4))]
+    with engine.begin() as conn:
+        insert_labels(conn, reviewers.label(FEATURE, drawn, late), late)
+    clock.now = cycle_time(5)
+    nobody.run(FEATURE, cycle_time(5))
+    with engine.connect() as conn:
+        restated = q.cycle_row(conn, FEATURE, cycle_time(4))
+        actions = row["result"]["actions"]
+        by_old = _quality_of(
+            conn, FEATURE, cycle_time(4), settings.feature(FEATURE), actions, action_model(old)
+        )
+        by_new = _quality_of(
+            conn, FEATURE, cycle_time(4), settings.feature(FEATURE), actions, action_model(new)
+        )
+    assert restated is not None and restated["restatements"] == 1
+    assert restated["pass_rate"] == pytest.approx(by_old["all"].value)
+    assert by_new["all"].value != pytest.approx(by_old["all"].value, abs=1e-3)

@@ -317,6 +317,31 @@ def test_every_change_reaches_the_next_scrape(engine: Engine, tmp_path: Path) ->
     _, samples = scrape(exposition)
     assert value(samples, "aiqm_feature_mode", **f, mode="off") == 1
     assert value(samples, "aiqm_feature_mode", **f, mode="review") == 0
+    # A webhook is down (a notification waits for its next round), a digest was given up.
+    for kind in ("webhook", "digest"):
+        assert value(samples, "aiqm_notifications_retrying", **f, kind=kind) == 0
+        assert value(samples, "aiqm_notifications_failed_total", **f, kind=kind) == 0
+    from monitor.store import digest_queries as dq
+    from monitor.store.tables import notification_deliveries
+
+    with engine.begin() as conn:
+        common = {"feature": FEATURE, "attempts": 5, "created_at": now}
+        conn.execute(
+            notification_deliveries.insert(),
+            [
+                {**common, "event_pk": 1, "sink": "ops", "status": "waiting", "next_attempt_at": now},
+                {**common, "event_pk": 2, "sink": "ops", "status": "waiting", "next_attempt_at": now},
+                {**common, "event_pk": 3, "sink": "ops", "status": "delivered", "next_attempt_at": None},
+            ],
+        )
+        dq.enqueue(conn, FEATURE, history.cycle_times[8], ["email"], now)
+        (queued,) = dq.due(conn, now, (), timedelta(hours=1))
+        dq.record(conn, queued.pk, "given_up", "SMTP down", now)
+    _, samples = scrape(exposition)
+    assert value(samples, "aiqm_notifications_retrying", **f, kind="webhook") == 2
+    assert value(samples, "aiqm_notifications_failed_total", **f, kind="webhook") == 0
+    assert value(samples, "aiqm_notifications_retrying", **f, kind="digest") == 0
+    assert value(samples, "aiqm_notifications_failed_total", **f, kind="digest") == 1
 
 
 def test_running_totals_count_rows_committed_late() -> None:

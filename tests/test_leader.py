@@ -58,6 +58,28 @@ def test_one_leader_at_a_time_and_a_lost_connection_hands_over(engine: Engine) -
     assert not first.leader and not second.leader
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_leader_confirms_before_acting_and_steps_down_at_once_when_its_lock_is_gone(engine: Engine) -> None:
+    """A network cut: PostgreSQL ended the leader's session long before the leader's next tick
+    (an hour away here); `confirm`, asked before each cycle, notices and steps down then."""
+    events: list[str] = []
+    leader = Leadership(engine, lambda: events.append("+"), lambda: events.append("-"), retry_seconds=3600)
+    try:
+        leader.start()
+        assert leader.leader and leader.confirm() and events == ["+"]
+        conn = leader._conn
+        assert conn is not None
+        with engine.connect() as admin:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        assert leader.leader  # nobody has told it yet
+        assert not leader.confirm()
+        assert not leader.leader and events == ["+", "-"]
+        assert not leader.confirm() and events == ["+", "-"]  # stepped down once
+    finally:
+        leader.stop()
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_the_daemon_leads_on_sqlite_and_says_so_in_metrics(engine: Engine) -> None:
     services = build_services(Settings(), engine=engine)

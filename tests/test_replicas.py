@@ -1,7 +1,8 @@
 """Three `aiqm serve` replicas on one PostgreSQL: all take ingest and serve the API, exactly one
 runs the scheduled cycles; SIGKILL the leader and another takes over within a minute, and every
 scheduled minute's cycle ran exactly once (one row per scheduled time, no gap, no output sampled
-twice, one "done" line across all the replicas' logs)."""
+twice, one "done" line across all the replicas' logs), also after PostgreSQL drops the new
+leader's session under it (a network cut)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
+from monitor.leader import LEADER_LOCK
 from monitor.store.engine import make_engine
 from monitor.store.tables import cycles, samples
 
@@ -173,6 +175,32 @@ def test_three_replicas_one_leader_failover_within_a_minute_every_cycle_once(
                 replicas,
             )
             assert sum(bool((r.ready() or {}).get("leader")) for r in others) == 1
+            # A network cut: PostgreSQL drops the leader's session, and with it the lock, while
+            # the leader lives on. It notices (at its next check, or before its next cycle at the
+            # latest) and steps down; one replica leads again and the next minute runs once.
+            with engine.connect() as conn:
+                holders = list(
+                    conn.exec_driver_sql(
+                        "SELECT pid FROM pg_locks WHERE locktype = 'advisory'"
+                        f" AND objid = {LEADER_LOCK} AND granted"
+                    ).scalars()
+                )
+                assert len(holders) == 1, holders
+                conn.exec_driver_sql(f"SELECT pg_terminate_backend({holders[0]})")
+            wait_for(
+                "the cut leader stepping down",
+                lambda: "stops leading the scheduler: its lock connection was lost" in successor.text(),
+                30,
+                replicas,
+            )
+            wait_for(
+                "one leader after the cut",
+                lambda: sum(bool((r.ready() or {}).get("leader")) for r in others) == 1,
+                30,
+                replicas,
+            )
+            after_cut = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+            wait_for("a cycle after the cut", lambda: (after_cut, "done") in done_cycles(), 100, replicas)
         ran = done_cycles()
         assert all(status == "done" for _, status in ran), ran
         times = [at for at, _ in ran]

@@ -1,5 +1,6 @@
 """`aiqm status`: each feature's mode (and override), triggers, last pass rate with its interval,
-baseline, proposals and counts, as text and as JSON; a warning for features nobody owns."""
+baseline, proposals and counts, as text and as JSON; a warning for features nobody owns and for
+notifications that wait for a failing receiver."""
 
 from __future__ import annotations
 
@@ -164,3 +165,38 @@ def test_an_override_that_ended_after_the_last_cycle_no_longer_sets_the_mode(
     drafts = report["features"]["drafts"]
     assert drafts["override"] is None  # it ended a day after that cycle
     assert drafts["mode"] == "review" and drafts["mode_reason"].startswith("fallback:")
+
+
+def test_deliveries_waiting_for_a_later_try_are_a_warning(
+    engine: Engine, store: dict[str, Any], aiqm: CliRunner
+) -> None:
+    from monitor.store.tables import notification_deliveries
+
+    def warnings() -> list[str]:
+        report = json.loads(aiqm("status", "--json", "--config", store["config"], env=store["env"]).out)
+        return [w for w in report["warnings"] if "not delivered" in w]
+
+    assert warnings() == []
+    now = datetime.now().astimezone()
+    with engine.begin() as conn:
+        conn.execute(
+            notification_deliveries.insert(),
+            [
+                {
+                    "event_pk": pk,
+                    "sink": "ops",
+                    "feature": "drafts",
+                    "status": status,
+                    "attempts": 5,
+                    "created_at": now,
+                    "next_attempt_at": now,
+                }
+                for pk, status in ((1, "waiting"), (2, "waiting"), (3, "failed"))
+            ],
+        )
+    assert warnings() == [
+        "drafts: 2 trigger notification(s) not delivered yet, waiting for a later try; the receiver fails "
+        "(the daemon's log says why)"
+    ]
+    text = aiqm("status", "--config", store["config"], env=store["env"]).out
+    assert "warning: drafts: 2 trigger notification(s) not delivered yet" in text

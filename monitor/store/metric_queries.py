@@ -8,7 +8,9 @@ once, so a scrape never turns into one query per feature, and none of them grows
   a cycle's stored results (JSON, kilobytes) are fetched only when that feature's latest cycle
   changed (ran, restated) since the previous scrape, and the trigger states with them;
 - labels and judge runs, which only grow, are counted incrementally (`RunningTotals`): each
-  scrape counts the rows after the last counted key, through the primary key.
+  scrape counts the rows after the last counted key, through the primary key;
+- notifications and digests not delivered (waiting or given up): one union of two counts over
+  the few rows in those states.
 
 Nothing is recomputed: the numbers are those the cycles stored (`cycles.result`), the running
 totals of the `features` table, and counts.
@@ -23,16 +25,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, case, exists, func, or_, select, tuple_
+from sqlalchemy import Connection, Table, and_, case, exists, func, literal, or_, select, tuple_, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.store.tables import (
     baselines,
     cycles,
+    digest_deliveries,
     features,
     judge_runs,
     labels,
     mode_overrides,
+    notification_deliveries,
     review_flags,
     samples,
     trigger_states,
@@ -51,9 +55,10 @@ __all__ = [
     "ReviewRow",
     "RunningTotals",
     "TriggerRow",
+    "undelivered",
 ]
 
-MAX_STATEMENTS = 10
+MAX_STATEMENTS = 11
 """The most SQL statements one `MetricsReader.read` runs, whatever the store holds."""
 
 UNFINISHED_AFTER = timedelta(hours=1)
@@ -182,6 +187,8 @@ class MetricsData:
     open_flags: dict[str, int] = field(default_factory=dict)
     judges: dict[str, dict[str, JudgeTotals]] = field(default_factory=dict)
     """feature -> judge -> calls, errors and cost of every call recorded"""
+    deliveries: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """(feature, webhook or digest, retrying or failed) -> deliveries in that state"""
     results_version: tuple[Any, ...] = ()
     """Changes whenever `latest`, `measured`, `triggers`, `baselines` or `proposals` change."""
 
@@ -301,6 +308,7 @@ class MetricsReader:
         data.baselines, data.proposals = _baselines(conn)
         data.overrides = _overrides(conn, now)
         data.open_flags = _flags(conn)
+        data.deliveries = undelivered(conn)
         data.review = self._refresh_review(conn, data)
         data.results_version = (
             tuple(sorted(self._versions.items())),
@@ -566,6 +574,26 @@ def _review(conn: Connection, keys: Sequence[tuple[str, datetime]]) -> dict[str,
             float(seconds or 0.0),
         )
         for feature, cycle_at, count, done, flags, seconds in conn.execute(query)
+    }
+
+
+def undelivered(conn: Connection) -> dict[tuple[str, str, str], int]:
+    """Notifications and digests not delivered: waiting for a later try, or given up for good."""
+    states = {
+        ("webhook", "waiting"): "retrying",
+        ("webhook", "failed"): "failed",
+        ("digest", "failed"): "retrying",
+        ("digest", "given_up"): "failed",
+    }
+    counts = [
+        select(table.c.feature, literal(kind), table.c.status, func.count())
+        .where(table.c.status.in_([status for k, status in states if k == kind]))
+        .group_by(table.c.feature, table.c.status)
+        for kind, table in (("webhook", notification_deliveries), ("digest", digest_deliveries))
+    ]
+    return {
+        (feature, kind, states[(kind, status)]): int(count)
+        for feature, kind, status, count in conn.execute(union_all(*counts))
     }
 
 

@@ -284,6 +284,8 @@ notification_deliveries = Table(
     Column("last_error", Text),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("delivered_at", UTCDateTime()),
+    Column("claimed_at", UTCDateTime()),  # when a notifier took it to send (migration 0007)
+    Column("next_attempt_at", UTCDateTime()),  # `waiting`: when the next round of tries is due
     UniqueConstraint("event_pk", "sink"),
 )
 
@@ -293,6 +295,47 @@ daemon_secrets = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", LargeBinary, nullable=False),
+)
+
+# The weekly digest (`monitor.digest`): one row per (feature, cycle, channel), so each week's
+# digest goes out once per channel, and a failed sending is retried.
+digest_deliveries = Table(
+    "digest_deliveries",
+    metadata,
+    Column("pk", Id, primary_key=True, autoincrement=True),
+    Column("feature", String(64), nullable=False),
+    Column("cycle_at", UTCDateTime(), nullable=False),
+    Column("channel", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("sent_at", UTCDateTime()),
+    UniqueConstraint("feature", "cycle_at", "channel"),
+)
+
+# Pull mode (`monitor.pull`): how far each followed JSONL file was read, by device and inode.
+pull_positions = Table(
+    "pull_positions",
+    metadata,
+    Column("source", String(1000), primary_key=True),
+    Column("device", BigInteger, primary_key=True),
+    Column("inode", BigInteger, primary_key=True),
+    Column("offset", BigInteger, nullable=False),
+    Column("lines", Integer, nullable=False),
+    Column("path", String(1000), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Pull mode (`monitor.pull_sql`): the last cursor value and id copied from each source table.
+pull_watermarks = Table(
+    "pull_watermarks",
+    metadata,
+    Column("source", String(1000), primary_key=True),
+    Column("cursor", Text, nullable=False),
+    Column("last_id", Text, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 

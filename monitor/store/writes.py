@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import InputError
-from monitor.records import LabelRecord, OutputRecord, text_length
+from monitor.records import LabelRecord, OutputRecord
 from monitor.store.tables import features, labels, outputs
 
 LOOKUP_CHUNK = 500  # ids per IN (...) query: well under SQLite's variable limit
@@ -106,8 +106,8 @@ def output_row(record: OutputRecord, ts: Callable[[datetime], Any] = lambda ts: 
         ts(record.ts),
         _json(source),
         _json(result),
-        len(source) if type(source) is str else text_length(source),
-        len(result) if type(result) is str else text_length(result),
+        len(source) if type(source) is str else record.input_length,
+        len(result) if type(result) is str else record.output_length,
         record.model_version,
         record.config_version,
         _json(record.segment),
