@@ -367,6 +367,11 @@ class PrivacySettings(_Strict):
     retention_days: float | None = Field(
         None, gt=0, description="raw inputs and outputs older than this are deleted (None: kept)"
     )
+    unsampled_text: Literal["keep", "delete"] = Field(
+        "keep",
+        description="delete: after each cycle, the raw input and output of its window's outputs "
+        "that were not sampled are deleted (lengths kept for drift); keep: kept until retention",
+    )
 
     @field_validator("patterns")
     @classmethod

@@ -25,6 +25,7 @@ from monitor.config import FeatureSettings, Settings
 from monitor.drift import OutputColumns, PreparedReference, compare_columns, prepare_reference
 from monitor.errors import InputError
 from monitor.judges.agreement import JudgePairs, judge_pairs
+from monitor.privacy import delete_unsampled_text
 from monitor.quality import LabelledItem, ScopeQuality, cycle_quality
 from monitor.records import LabelRecord
 from monitor.sampling import Candidate, SamplingPlan, draw
@@ -151,7 +152,30 @@ class CycleRunner:
             row = q.cycle_row(conn, feature, at)
             if row is not None and row["status"] == "done":
                 return outcome_from_row(row)
-            return self._finish(conn, feature, settings, at, started)
+            outcome = self._finish(conn, feature, settings, at, started)
+        if self.settings.privacy.unsampled_text == "delete":
+            self._delete_unsampled_text(feature, settings, at)
+        return outcome
+
+    def _delete_unsampled_text(self, feature: str, settings: FeatureSettings, at: datetime) -> None:
+        """Drop the text of this window's and the previous window's unsampled outputs.
+
+        The previous window too, so a daemon killed between a cycle and this step, or an output
+        logged late into that window, is caught up by the next cycle.
+        """
+        start = at - 2 * timedelta(days=settings.window_days)
+        try:
+            cleared = delete_unsampled_text(self.engine, feature, start, at)
+        except Exception as exc:  # the cycle is done; the next one covers this window again
+            log.warning(
+                "the text of %s's unsampled outputs could not be deleted (%s: %s)",
+                feature,
+                type(exc).__name__,
+                str(exc)[:300],
+            )
+            return
+        if cleared:
+            log.info("deleted the text of %d unsampled outputs of %s", cleared, feature)
 
     def _begin(self, feature: str, settings: FeatureSettings, at: datetime) -> CycleOutcome | None:
         """Start the cycle (draw and store its sample) unless it ran or started already."""

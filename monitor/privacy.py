@@ -13,6 +13,12 @@ Retention (config `privacy.retention_days`): raw inputs and outputs of outputs o
 days (by their `ts`) are set to NULL; everything else about them stays (lengths, signals,
 segments, samples, labels and their verdicts, cycles), so aggregates and history are intact.
 `aiqm retention` runs it; the daemon runs it daily.
+
+Unsampled text (config `privacy.unsampled_text: delete`): once a cycle has drawn its sample,
+the raw input and output of the window's outputs it did not sample are set to NULL, so the
+store keeps only the text a reviewer or a judge sees. Nothing else reads that text: drift
+compares the kept lengths. This is how JSONL pull, which must copy a line's text before the log
+file rotates away, ends up keeping only what it samples.
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, null, or_, select, update
+from sqlalchemy import Engine, and_, exists, null, or_, select, update
 
 from monitor.records import OutputRecord
-from monitor.store.tables import outputs
+from monitor.store.tables import outputs, samples
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +136,36 @@ def apply_retention(engine: Engine, days: float, now: datetime, chunk: int = 10_
                 return cleared
             conn.execute(update(outputs).where(outputs.c.pk.in_(pks)).values(input=null(), output=null()))
         cleared += len(pks)
+
+
+def delete_unsampled_text(
+    engine: Engine, feature: str, start: datetime, end: datetime, step: timedelta = timedelta(hours=1)
+) -> int:
+    """Set the raw input and output of `feature`'s outputs in [start, end) that no cycle sampled
+    to NULL; returns how many. One transaction per `step` of time, so a busy week never holds a
+    long lock, and a pass cut short is finished by the next one (it is idempotent)."""
+    sampled = exists().where(
+        samples.c.feature == outputs.c.feature, samples.c.output_id == outputs.c.output_id
+    )
+    cleared = 0
+    low = start
+    while low < end:
+        high = min(low + step, end)
+        with engine.begin() as conn:
+            result = conn.execute(
+                update(outputs)
+                .where(
+                    outputs.c.feature == feature,
+                    outputs.c.ts >= low,
+                    outputs.c.ts < high,
+                    or_(outputs.c.input.is_not(None), outputs.c.output.is_not(None)),
+                    ~sampled,
+                )
+                .values(input=null(), output=null())
+            )
+        cleared += result.rowcount
+        low = high
+    return cleared
 
 
 class RetentionLoop:

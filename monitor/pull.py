@@ -14,6 +14,9 @@ stored twice nor skipped. Followed through rotation:
 Lines go through the same validation as `aiqm ingest`; bad lines are written with their
 reasons to a rejects file in `rejects_dir` (default: the directory itself) and reported.
 Positions are kept in the store's `pull_positions` table (migration 0005).
+
+A line's text is stored with it, since the file may rotate away before a cycle samples it;
+`privacy.unsampled_text: delete` drops it again for the outputs the cycle did not sample.
 """
 
 from __future__ import annotations

@@ -403,3 +403,50 @@ def test_a_restatement_weighs_late_labels_with_the_cycles_own_action_model(
     assert restated is not None and restated["restatements"] == 1
     assert restated["pass_rate"] == pytest.approx(by_old["all"].value)
     assert by_new["all"].value != pytest.approx(by_old["all"].value, abs=1e-3)
+
+
+def texts_by_id(engine: Engine) -> dict[str, tuple[object, object, object, object]]:
+    columns = (outputs.c.input, outputs.c.output, outputs.c.input_length, outputs.c.output_length)
+    query = select(outputs.c.output_id, *columns).where(outputs.c.feature == FEATURE)
+    with engine.connect() as conn:
+        return {row[0]: tuple(row[1:]) for row in conn.execute(query)}
+
+
+def test_deleting_unsampled_text_keeps_the_sampled_text_and_changes_no_result(
+    engine: Engine, second_store: Engine, tmp_path: Path
+) -> None:
+    """`privacy.unsampled_text: delete` against `keep` on the same history: the same outcomes
+    (drift reads the kept lengths), and text only where a cycle sampled or no cycle ran yet."""
+    kept, deleted = second_store, engine
+    reviewers = load(kept, SPEC, tmp_path / "kept")
+    load(deleted, SPEC, tmp_path / "deleted")
+    settings = settings_with()
+    deleting = settings.model_copy(
+        update={"privacy": settings.privacy.model_copy(update={"unsampled_text": "delete"})}
+    )
+    clock = SimulatedClock(cycle_time(0))
+    for week in range(5):  # week 5's outputs wait for a cycle that has not run yet
+        clock.now = cycle_time(week)
+        on_kept = CycleRunner(kept, settings, clock, [reviewers]).run(FEATURE, cycle_time(week))
+        on_deleted = CycleRunner(deleted, deleting, clock, [reviewers]).run(FEATURE, cycle_time(week))
+        assert on_deleted.to_json() == on_kept.to_json()
+        assert on_deleted.result == on_kept.result
+    drift = {entry["signal"]: entry for entry in snapshot(deleted)["cycles"][-1]["result"]["drift"]}
+    assert drift["input_length"]["n_reference"] > 0  # the baseline weeks' lengths, their text gone
+    everything, remaining = texts_by_id(kept), texts_by_id(deleted)
+    sampled = {output_id for output_id, _ in sample_ids(deleted)}
+    assert sampled and everything.keys() == remaining.keys()
+    last = cycle_time(4)
+    for output_id, (text_in, text_out, length_in, length_out) in remaining.items():
+        original = everything[output_id]
+        assert (length_in, length_out) == original[2:]
+        if output_id in sampled:
+            assert (text_in, text_out) == original[:2] and text_in is not None
+    # every unsampled output up to the last cycle lost its text; those after it kept theirs
+    before_last = window_ids(deleted, last, 7 * 7)
+    assert before_last - sampled
+    for output_id in before_last - sampled:
+        assert remaining[output_id][:2] == (None, None)
+    assert remaining.keys() - before_last
+    for output_id in remaining.keys() - before_last:
+        assert remaining[output_id][:2] == everything[output_id][:2] != (None, None)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select
 
 from monitor.pull import pull_jsonl
 from monitor.store.engine import make_engine
-from monitor.store.tables import outputs
+from monitor.store.tables import outputs, samples
 
 if TYPE_CHECKING:
     from conftest import CliRunner
@@ -117,6 +117,37 @@ def test_aiqm_pull_reads_the_configured_directories(aiqm: CliRunner, store_url: 
     again = aiqm("pull", "--config", config, env=env)
     assert "pulled 0 lines" in again.out
     assert aiqm("pull", env=env).code == 2  # nothing configured, nothing named
+
+
+def test_with_unsampled_text_deleted_a_pulled_log_keeps_only_the_sampled_text(
+    aiqm: CliRunner, engine: Engine, store_url: str, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write(logs / "app.jsonl", range(40))
+    config = tmp_path / "aiqm.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "pull": {"jsonl_dirs": [str(logs)]},
+                "privacy": {"unsampled_text": "delete"},
+                "features": {
+                    "replies": {"owner": "team@example.com", "sample_size": 8, "max_sample_size": 8}
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
+    env = {"AIQM_DATABASE_URL": store_url}
+    assert aiqm("pull", "--config", config, env=env).code == 0
+    ran = aiqm("cycle", "--at", NOW.isoformat(), "--feature", "replies", "--config", config, env=env)
+    assert ran.code == 0, ran.err
+    with engine.connect() as conn:
+        sampled = set(conn.execute(select(samples.c.output_id)).scalars())
+        rows = conn.execute(select(outputs.c.output_id, outputs.c.output, outputs.c.output_length)).all()
+    assert len(sampled) == 8 and len(rows) == 40
+    assert {output_id for output_id, text, _ in rows if text is not None} == sampled
+    assert {length for _, _, length in rows} == {2}  # "hi": the length stays for drift
 
 
 def test_the_leading_scheduler_pulls_on_its_interval(engine: Engine, tmp_path: Path) -> None:

@@ -15,9 +15,9 @@ from sqlalchemy import Engine, select
 from monitor.config import FeatureSettings, PrivacySettings, Settings
 from monitor.errors import ConfigError
 from monitor.judges.runner import JudgeLabeller
-from monitor.privacy import Redactor, apply_retention, luhn_ok
+from monitor.privacy import Redactor, apply_retention, delete_unsampled_text, luhn_ok
 from monitor.records import LabelRecord, validate_output
-from monitor.store.tables import labels, outputs
+from monitor.store.tables import labels, outputs, samples
 from monitor.store.writes import insert_labels, insert_outputs
 
 FEATURE = "support-reply"
@@ -175,6 +175,42 @@ def test_retention_deletes_old_raw_text_and_keeps_lengths_signals_and_labels(eng
     with engine.connect() as conn:
         verdicts = {row.output_id: row.verdict for row in conn.execute(select(labels))}
     assert verdicts == {f"out-{i}": "fail" for i in range(6)}
+
+
+def test_unsampled_text_is_deleted_in_the_half_open_window_once_and_sampled_text_stays(
+    engine: Engine,
+) -> None:
+    start, end = NOW - timedelta(days=2), NOW - timedelta(days=1)
+    moments = [
+        start - timedelta(seconds=1),
+        start,
+        start + timedelta(hours=5),
+        end - timedelta(seconds=1),
+        end,
+    ]
+    records = [
+        validate_output({**personal(i), "ts": moment.isoformat().replace("+00:00", "Z")})
+        for i, moment in enumerate(moments)
+    ]
+    with engine.begin() as conn:
+        insert_outputs(conn, records, NOW)
+        conn.execute(
+            samples.insert().values(
+                feature=FEATURE,
+                output_id="out-2",
+                cycle_at=end,
+                stratum="all",
+                inclusion_prob=0.5,
+                drawn_at=NOW,
+            )
+        )
+    # An hour per transaction; the window is a day, so this is 24 of them.
+    assert delete_unsampled_text(engine, FEATURE, start, end, step=timedelta(hours=1)) == 2
+    assert delete_unsampled_text(engine, FEATURE, start, end) == 0  # nothing left to do
+    assert delete_unsampled_text(engine, "another-feature", NOW - timedelta(days=9), NOW) == 0
+    rows = stored(engine)
+    assert {output_id for output_id, row in rows.items() if row.input is None} == {"out-1", "out-3"}
+    assert all(row.input_length == len(PERSONAL_INPUT) for row in rows.values())
 
 
 def test_aiqm_retention_uses_the_configured_days(
