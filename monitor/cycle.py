@@ -29,6 +29,7 @@ from monitor.privacy import delete_unsampled_text
 from monitor.quality import LabelledItem, ScopeQuality, cycle_quality
 from monitor.records import LabelRecord
 from monitor.sampling import Candidate, SamplingPlan, draw
+from monitor.schedule import fire_times
 from monitor.stats import DriftThresholds, weighted_pass_rate
 from monitor.store import cycle_queries as q
 from monitor.store import feature_queries as fq
@@ -158,14 +159,22 @@ class CycleRunner:
         return outcome
 
     def _delete_unsampled_text(self, feature: str, settings: FeatureSettings, at: datetime) -> None:
-        """Drop the text of this window's and the previous window's unsampled outputs.
+        """Drop the text of unsampled outputs that no later cycle can sample any more.
 
-        The previous window too, so a daemon killed between a cycle and this step, or an output
-        logged late into that window, is caught up by the next cycle.
+        That is what lies before the next cycle's window (with windows longer than the schedule's
+        period they overlap). The span reaches back two periods or windows, so a daemon killed
+        between a cycle and this step, or an output logged late, is caught up by the next cycle.
         """
-        start = at - 2 * timedelta(days=settings.window_days)
+        window = timedelta(days=settings.window_days)
+        following = next(
+            fire_times(settings.schedule, at + timedelta(seconds=1), at + timedelta(days=400)), None
+        )
+        if following is None:
+            return
+        end = min(at, following - window)
+        start = end - 2 * max(window, following - at)
         try:
-            cleared = delete_unsampled_text(self.engine, feature, start, at)
+            cleared = delete_unsampled_text(self.engine, feature, start, end)
         except Exception as exc:  # the cycle is done; the next one covers this window again
             log.warning(
                 "the text of %s's unsampled outputs could not be deleted (%s: %s)",

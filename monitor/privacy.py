@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, null, or_, select, update
+from sqlalchemy import Engine, and_, null, or_, select, update
 
 from monitor.records import OutputRecord
 from monitor.store.tables import outputs, samples
@@ -143,14 +143,29 @@ def delete_unsampled_text(
 ) -> int:
     """Set the raw input and output of `feature`'s outputs in [start, end) that no cycle sampled
     to NULL; returns how many. One transaction per `step` of time, so a busy week never holds a
-    long lock, and a pass cut short is finished by the next one (it is idempotent)."""
-    sampled = exists().where(
-        samples.c.feature == outputs.c.feature, samples.c.output_id == outputs.c.output_id
+    long lock, and a pass cut short is finished by the next one (it is idempotent).
+
+    The few sampled outputs are read first and left out by primary key: an anti-join against
+    `samples` would leave the plan to the table's statistics, and a stale estimate turns it
+    into a nested loop over every sample for every output.
+    """
+    sampled_at = (
+        select(outputs.c.ts, outputs.c.pk)
+        .select_from(
+            samples.join(
+                outputs,
+                and_(outputs.c.feature == samples.c.feature, outputs.c.output_id == samples.c.output_id),
+            )
+        )
+        .where(samples.c.feature == feature, outputs.c.ts >= start, outputs.c.ts < end)
     )
+    with engine.connect() as conn:
+        sampled = sorted((row[0], row[1]) for row in conn.execute(sampled_at))
     cleared = 0
     low = start
     while low < end:
         high = min(low + step, end)
+        keep = [pk for ts, pk in sampled if low <= ts < high]
         with engine.begin() as conn:
             result = conn.execute(
                 update(outputs)
@@ -159,7 +174,7 @@ def delete_unsampled_text(
                     outputs.c.ts >= low,
                     outputs.c.ts < high,
                     or_(outputs.c.input.is_not(None), outputs.c.output.is_not(None)),
-                    ~sampled,
+                    outputs.c.pk.not_in(keep),
                 )
                 .values(input=null(), output=null())
             )

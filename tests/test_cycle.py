@@ -450,3 +450,28 @@ def test_deleting_unsampled_text_keeps_the_sampled_text_and_changes_no_result(
     assert remaining.keys() - before_last
     for output_id in remaining.keys() - before_last:
         assert remaining[output_id][:2] == everything[output_id][:2] != (None, None)
+
+
+def test_with_overlapping_windows_text_stays_until_no_later_cycle_can_sample_it(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Three-week windows on a weekly schedule: a cycle leaves the text of the two weeks the
+    next cycles still sample from, and every output they sample has its text."""
+    reviewers = load(engine, SPEC, tmp_path)
+    settings = settings_with(window_days=21, sample_size=10, max_sample_size=10)
+    deleting = settings.model_copy(
+        update={"privacy": settings.privacy.model_copy(update={"unsampled_text": "delete"})}
+    )
+    clock = SimulatedClock(cycle_time(0))
+    for week in range(6):
+        clock.now = cycle_time(week)
+        CycleRunner(engine, deleting, clock, [reviewers]).run(FEATURE, cycle_time(week))
+        texts = texts_by_id(engine)
+        drawn = {output_id for output_id, _ in sample_ids(engine, cycle_time(week))}
+        assert drawn and all(texts[output_id][0] is not None for output_id in drawn)
+        next_window = window_ids(engine, cycle_time(week + 1), 21)
+        sampled = {output_id for output_id, _ in sample_ids(engine)}
+        assert all(texts[output_id][0] is not None for output_id in next_window)
+        older = window_ids(engine, cycle_time(week + 1) - timedelta(days=21), 7 * 7) - sampled
+        assert all(texts[output_id][:2] == (None, None) for output_id in older)
+        assert older or week == 0
