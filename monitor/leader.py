@@ -169,11 +169,18 @@ class Leadership:
 
     def _release(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()  # ends the session, and with it the advisory lock
-            except Exception:
-                log.debug("closing the lock connection failed", exc_info=True)
+        if conn is None:
+            return
+        try:
+            # Unlocked explicitly: closing alone frees the lock only once the server process
+            # has exited, a moment after close() returns, and a successor asking then is refused.
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({LEADER_LOCK})")
+        except Exception:
+            log.debug("unlocking the leader lock failed (its session is gone)", exc_info=True)
+        try:
+            conn.close()  # ends the session, and with it the advisory lock if it is still held
+        except Exception:
+            log.debug("closing the lock connection failed", exc_info=True)
 
 
 class LeaderCollector:

@@ -57,11 +57,16 @@ def binary(*names: str) -> str:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: every probe stays bound until all are chosen."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def wait_for(what: str, check: Callable[[], Any], until: float, logs: list[Path]) -> Any:
@@ -206,7 +211,7 @@ def test_prometheus_scrapes_the_daemon_the_dashboards_have_data_and_an_alert_rea
     alertmanager = binary("prometheus-alertmanager", "alertmanager")
     config = degrading_history(aiqm, tmp_path)
 
-    daemon_port, prom_port, am_port, am_cluster = free_port(), free_port(), free_port(), free_port()
+    daemon_port, prom_port, am_port, am_cluster = free_ports(4)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIQM_")}
     logs = [tmp_path / "aiqm.log", tmp_path / "prometheus.log", tmp_path / "alertmanager.log"]
     processes.start(

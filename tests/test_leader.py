@@ -43,6 +43,9 @@ def test_one_leader_at_a_time_and_a_lost_connection_hands_over(engine: Engine) -
         assert not second.leader and events == ["first+"]
         conn = first._conn
         assert conn is not None
+        # The cut leader then retries every 2 s: the second, asking every 0.1 s, gets the lock
+        # first, so which replica leads next is not left to how their retries line up.
+        first.retry_seconds = 2.0
         with engine.connect() as admin:  # the leader's session dies, as when its process is killed
             pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
             admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")

@@ -183,6 +183,7 @@ def test_three_replicas_one_leader_failover_within_a_minute_every_cycle_once(
                     conn.exec_driver_sql(
                         "SELECT pid FROM pg_locks WHERE locktype = 'advisory'"
                         f" AND objid = {LEADER_LOCK} AND granted"
+                        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                     ).scalars()
                 )
                 assert len(holders) == 1, holders

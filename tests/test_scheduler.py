@@ -42,11 +42,15 @@ class CountingRunner:
     runs: list[tuple[str, datetime]] = field(default_factory=list)
     finished: list[tuple[str, datetime]] = field(default_factory=list)
     started: threading.Event = field(default_factory=threading.Event)
+    gate: threading.Event | None = None
+    """When set, a run waits for it (as long as a test needs the lock held)."""
 
     def run(self, feature: str, at: datetime) -> CycleOutcome:
         self.runs.append((feature, at))
         self.started.set()
         time.sleep(self.delay)
+        if self.gate is not None:
+            assert self.gate.wait(30), "the test never opened the gate"
         if self.fail:
             raise RuntimeError("the judge API is down")
         outcome = self.inner.run(feature, at)
@@ -168,10 +172,9 @@ def test_a_run_missed_while_down_runs_once_at_the_next_start(
     second = schedulers(services)
     second.start()
     wait_for(lambda: len(counting.finished) == 1)
-    time.sleep(0.5)
+    wait_for(lambda: services.notifier.delivered == [LOGGED])  # notified after the cycle's queries
     assert counting.runs == [(LOGGED, DUE)]
     assert cycle_ats(logged, LOGGED) == [DUE]
-    assert services.notifier.delivered == [LOGGED]
     next_run = second.next_run_time(LOGGED)
     assert next_run is not None and next_run > datetime.now(UTC)
     second.shutdown()
@@ -206,16 +209,22 @@ def test_a_changed_schedule_updates_the_job_and_keeps_a_missed_run(
 
 
 def test_never_two_cycles_of_one_feature_at_once(logged: Engine) -> None:
-    services, counting = make_services(logged, delay=0.5)
+    gate = threading.Event()
+    services, counting = make_services(logged, gate=gate)
     scheduler = FeatureScheduler(services)
     results: list[CycleOutcome | None] = []
-    threads = [threading.Thread(target=lambda: results.append(scheduler.run_due(LOGGED))) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    first, second = (
+        threading.Thread(target=lambda: results.append(scheduler.run_due(LOGGED))) for _ in range(2)
+    )
+    first.start()
+    assert counting.started.wait(30)  # the first run holds the feature's lock
+    second.start()
+    second.join(30)
+    assert results == [None]  # skipped while the first runs
+    gate.set()
+    first.join(30)
     assert len(counting.runs) == 1
-    assert sorted(r is None for r in results) == [False, True]
+    assert len(results) == 2 and results[1] is not None
 
 
 def test_shutdown_lets_a_running_cycle_finish(

@@ -49,9 +49,16 @@ class _Entry:
 class ReadCache:
     """Per-key answers from the store, reused for at most `seconds` (see the module's docstring)."""
 
-    def __init__(self, seconds: float, clock: Callable[[], datetime], max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        seconds: float,
+        clock: Callable[[], datetime],
+        max_entries: int = 10_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.seconds = seconds
         self._clock = clock
+        self._monotonic = monotonic
         self._max_entries = max_entries
         self._entries: dict[Hashable, _Entry] = {}
         self._reading: dict[Hashable, asyncio.Task[Any]] = {}
@@ -61,7 +68,7 @@ class ReadCache:
         by_clock = (self._clock() - entry.read_for).total_seconds()
         if by_clock < 0:
             return float("inf")
-        return max(time.monotonic() - entry.read_at, by_clock)
+        return max(self._monotonic() - entry.read_at, by_clock)
 
     async def get(self, key: Hashable, read: Callable[[], T]) -> T:
         """The value for `key`: the kept one while fresh, else what `read()` (in a worker thread) gives."""
@@ -82,7 +89,7 @@ class ReadCache:
     def put(self, key: Hashable, value: Any) -> None:
         """Keep `value` for `key` as read now (a change this daemon made itself)."""
         self._reading.pop(key, None)  # a read under way began before the change: it must not win
-        self._keep(key, _Entry(value, time.monotonic(), self._clock()))
+        self._keep(key, _Entry(value, self._monotonic(), self._clock()))
 
     def forget(self, key: Hashable) -> None:
         """Drop `key`'s entry: the next ask reads the store."""
@@ -99,7 +106,7 @@ class ReadCache:
         return task
 
     async def _read(self, key: Hashable, read: Callable[[], Any]) -> Any:
-        read_at, read_for = time.monotonic(), self._clock()
+        read_at, read_for = self._monotonic(), self._clock()
         try:
             value = await run_in_threadpool(read)
         except Exception:

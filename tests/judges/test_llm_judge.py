@@ -113,9 +113,9 @@ def test_it_gives_up_after_max_retries(chat_server: ChatServer, http: httpx.Clie
 
 
 def test_a_slow_answer_times_out_and_is_retried(chat_server: ChatServer, http: httpx.Client) -> None:
-    chat_server.script = [Reply(delay=1.0, body=completion('{"verdict": "pass"}'))]
+    chat_server.script = [Reply(delay=3.0, body=completion('{"verdict": "pass"}'))]
     chat_server.default = lambda _seen: verdict("fail", "too short")
-    result = make(chat_server, http, timeout_seconds=0.2, max_retries=1).judge(ITEM)
+    result = make(chat_server, http, timeout_seconds=1.0, max_retries=1).judge(ITEM)
     assert result.verdict == "fail"
     assert len(chat_server.requests) == 2
 
