@@ -369,8 +369,8 @@ class PrivacySettings(_Strict):
     )
     unsampled_text: Literal["keep", "delete"] = Field(
         "keep",
-        description="delete: after each cycle, the raw input and output of its window's outputs "
-        "that were not sampled are deleted (lengths kept for drift); keep: kept until retention",
+        description="delete: after each cycle, the raw input and output of outputs no cycle sampled "
+        "and no later cycle can sample are deleted (lengths kept for drift); keep: kept until retention",
     )
 
     @field_validator("patterns")

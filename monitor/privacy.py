@@ -14,8 +14,8 @@ days (by their `ts`) are set to NULL; everything else about them stays (lengths,
 segments, samples, labels and their verdicts, cycles), so aggregates and history are intact.
 `aiqm retention` runs it; the daemon runs it daily.
 
-Unsampled text (config `privacy.unsampled_text: delete`): once a cycle has drawn its sample,
-the raw input and output of the window's outputs it did not sample are set to NULL, so the
+Unsampled text (config `privacy.unsampled_text: delete`): after each cycle, the raw input and
+output of the outputs no cycle sampled, and no later cycle can sample, are set to NULL, so the
 store keeps only the text a reviewer or a judge sees. Nothing else reads that text: drift
 compares the kept lengths. This is how JSONL pull, which must copy a line's text before the log
 file rotates away, ends up keeping only what it samples.
