@@ -5,12 +5,12 @@ npm (and the npm registry): outside CI it is skipped without them; under CI=true
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from missing_part import missing
 
 pytestmark = pytest.mark.slow
 
@@ -25,17 +25,10 @@ JSON_OF = (
 PACKAGES = ("@grafana/schema@11.6.9", "typescript@5.9.3")
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI installs node and npm: see .ci/run)")
-    pytest.skip(reason)
-
-
 def test_the_dashboards_are_grafana_dashboards(tmp_path: Path) -> None:
     npm = shutil.which("npm")
     if npm is None:
-        _missing("npm is not installed")
-        return
+        missing("npm is not installed")
     for _attempt in range(2):  # a registry hiccup gets a second try
         install = subprocess.run(
             [npm, "install", "--no-audit", "--no-fund", "--silent", *PACKAGES],
@@ -48,7 +41,7 @@ def test_the_dashboards_are_grafana_dashboards(tmp_path: Path) -> None:
         if install.returncode == 0:
             break
     if install.returncode != 0:
-        _missing(f"npm could not install @grafana/schema: {install.stderr[-500:]}")
+        missing(f"npm could not install @grafana/schema: {install.stderr[-500:]}")
     files = []
     for path in sorted((ROOT / "grafana" / "dashboards").glob("*.json")):
         name = path.stem.replace("-", "_")

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from missing_part import missing
 from review_data import (
     CYCLE_AT,
     FEATURE,
@@ -34,7 +35,6 @@ from review_data import (
 from sqlalchemy import Engine
 
 CHROMIUM = Path(os.environ.get("AIQM_TEST_CHROMIUM", "/usr/bin/chromium"))
-IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 SCREENSHOT = Path("/tmp/aiqm-review-page.png")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -48,20 +48,14 @@ CHROMIUM_ARGS = [
 pytestmark = pytest.mark.slow
 
 
-def _missing(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: the browser test must run in CI, it never skips)")
-    pytest.skip(f"{reason} (outside CI only)")
-
-
 @pytest.fixture(scope="module")
 def sync_playwright() -> Any:
     if not CHROMIUM.exists():
-        _missing(f"no Chromium at {CHROMIUM}; install Debian's chromium package")
+        missing(f"no Chromium at {CHROMIUM}; install Debian's chromium package")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("Playwright for Python is not installed (pip install -e '.[test]')")
+        missing("Playwright for Python is not installed (pip install -e '.[test]')")
     return sync_playwright
 
 
