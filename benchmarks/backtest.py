@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from monitor.simulate import LANGUAGES, HistorySpec, write_history
+from monitor.demo.simulate import LANGUAGES, HistorySpec, write_history
 
 
 def history(folder: Path, outputs: int) -> tuple[Path, Path]:

@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/ingest.py                   # 1,000,000 outputs, both stores
     .venv/bin/python benchmarks/ingest.py --outputs 200000 --backend sqlite
 
-The file is a simulated history (`monitor.simulate`), written once and cached. Each run goes
-through `monitor.ingest.import_file`, the code behind `aiqm ingest`, in a fresh subprocess on
+The file is a simulated history (`monitor.demo.simulate`), written once and cached. Each run goes
+through `monitor.intake.ingest.import_file`, the code behind `aiqm ingest`, in a fresh subprocess on
 a fresh store, so the peak memory reported (the child's maximum resident set size) is that
 of the import alone. A second pass re-ingests the same file: every line is then a duplicate.
 """
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from monitor.simulate import LANGUAGES, HistorySpec, write_history
+from monitor.demo.simulate import LANGUAGES, HistorySpec, write_history
 
 PER_WEEK = 25_000
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -64,7 +64,7 @@ def history_file(outputs: int, cache: Path) -> tuple[Path, int]:
 
 def child(url: str, path: str) -> None:
     """Runs in the subprocess: one import, its counts and time as JSON on standard output."""
-    from monitor.ingest import OUTPUTS, import_file
+    from monitor.intake.ingest import OUTPUTS, import_file
     from monitor.store.engine import make_engine, migrate
 
     engine = make_engine(url)

@@ -3,13 +3,13 @@
     .venv/bin/python benchmarks/metrics.py                      # SQLite and PostgreSQL
     .venv/bin/python benchmarks/metrics.py --backend sqlite --features 100 --cycles 20
 
-One template feature gets a simulated history (`monitor.simulate`: segments by language and
+One template feature gets a simulated history (`monitor.demo.simulate`: segments by language and
 channel, a slow slide so that triggers fire), ingested and run through every weekly cycle by the
 daemon's own `CycleRunner`, with simulated reviewers labelling what the sampler draws and a rule
 judge labelling it too. Its rows (outputs, samples, labels, judge runs, cycles, baselines,
 triggers) are then copied to the other features under their own names, so every feature has a
 real history. The timed step is what a Prometheus scrape costs the daemon: the registry of
-`monitor.exporter.build_registry` rendered to the text exposition (`generate_latest`), after a
+`monitor.metrics.exporter.build_registry` rendered to the text exposition (`generate_latest`), after a
 few warm-up scrapes; SQL statements per scrape are counted too.
 """
 
@@ -31,13 +31,13 @@ from prometheus_client import generate_latest
 from sqlalchemy import Engine, event, insert, literal, select, text, update
 from sqlalchemy.engine import make_url
 
-from monitor.backtest import RecordedReviewers, SimulatedClock
 from monitor.config import Settings
-from monitor.cycle import CycleRunner
-from monitor.exporter import TextExposition, build_registry
-from monitor.ingest import OUTPUTS, import_file
+from monitor.cycle.backtest import RecordedReviewers, SimulatedClock
+from monitor.cycle.runner import CycleRunner
+from monitor.demo.simulate import CHANNELS, LANGUAGES, WEEK, HistorySpec, write_history
+from monitor.intake.ingest import OUTPUTS, import_file
 from monitor.judges import build_labellers
-from monitor.simulate import CHANNELS, LANGUAGES, WEEK, HistorySpec, write_history
+from monitor.metrics.exporter import TextExposition, build_registry
 from monitor.store import tables as t
 from monitor.store.engine import make_engine, migrate
 

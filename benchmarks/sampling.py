@@ -37,7 +37,7 @@ import psycopg
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from monitor.sampling import SamplingPlan
+from monitor.decide.sampling import SamplingPlan
 from monitor.store.engine import make_engine, migrate
 
 AT = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)

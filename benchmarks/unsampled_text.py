@@ -4,7 +4,7 @@ One feature gets ``--rows`` outputs with input and output text spread over one w
 through the ingest's own writer, and one output in 1,000 is marked as sampled. Then, on each
 store:
 
-aiqm          ``monitor.privacy.delete_unsampled_text`` over the two weeks a cycle covers: the
+aiqm          ``monitor.intake.privacy.delete_unsampled_text`` over the two weeks a cycle covers: the
               sampled outputs are read first and left out by primary key, one transaction per
               hour of data
 again         the same call once more (what every later cycle pays for the overlap: nothing
@@ -32,7 +32,7 @@ import psycopg
 from sqlalchemy import Engine, and_, exists, null, or_, update
 from sqlalchemy.engine import make_url
 
-from monitor.privacy import delete_unsampled_text
+from monitor.intake.privacy import delete_unsampled_text
 from monitor.records import OutputRecord
 from monitor.store.engine import make_engine, migrate
 from monitor.store.tables import outputs, samples

@@ -37,10 +37,10 @@ def cmd_labels_import(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace, kind_name: str) -> int:
-    from monitor.app import open_store
     from monitor.config import load_settings
-    from monitor.ingest import LABELS, OUTPUTS, import_file
-    from monitor.privacy import storage_redaction
+    from monitor.daemon.app import open_store
+    from monitor.intake.ingest import LABELS, OUTPUTS, import_file
+    from monitor.intake.privacy import storage_redaction
 
     settings = load_settings(args.config)
     engine = open_store(settings)
@@ -76,10 +76,10 @@ def _import(args: argparse.Namespace, kind_name: str) -> int:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     """One pass of pull mode over the configured (or given) JSONL directories."""
-    from monitor.app import open_store
     from monitor.config import load_settings
-    from monitor.privacy import storage_redaction
-    from monitor.pull import pull_jsonl
+    from monitor.daemon.app import open_store
+    from monitor.intake.privacy import storage_redaction
+    from monitor.intake.pull_jsonl import pull_jsonl
 
     settings = load_settings(args.config)
     directories = args.dirs or list(settings.pull.jsonl_dirs)
@@ -96,7 +96,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
             _err(bad.describe(path))
         print(summary.describe())
     if sql is not None:
-        from monitor.pull_sql import pull_configured
+        from monitor.intake.pull_sql import pull_configured
 
         pulled = pull_configured(
             engine, sql, now=_now, rejects_dir=args.rejects_dir, prepare=storage_redaction(settings)
@@ -108,9 +108,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    from monitor.app import open_store
     from monitor.config import load_settings
-    from monitor.privacy import apply_retention
+    from monitor.daemon.app import open_store
+    from monitor.intake.privacy import apply_retention
 
     settings = load_settings(args.config)
     days = args.days if args.days is not None else settings.privacy.retention_days
@@ -126,9 +126,9 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from monitor.app import open_store
     from monitor.config import load_settings
-    from monitor.status import collect_status, format_status
+    from monitor.daemon.app import open_store
+    from monitor.reporting.status import collect_status, format_status
 
     settings = load_settings(args.config)
     engine = open_store(settings)
@@ -141,9 +141,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_brief(args: argparse.Namespace) -> int:
-    from monitor.app import open_store
-    from monitor.brief import collect_brief, format_brief
     from monitor.config import load_settings
+    from monitor.daemon.app import open_store
+    from monitor.reporting.brief import collect_brief, format_brief
 
     settings = load_settings(args.config)
     print(format_brief(collect_brief(settings, args.feature, open_store(settings))))
@@ -151,9 +151,9 @@ def cmd_brief(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from monitor.app import open_store
     from monitor.config import load_settings
-    from monitor.report import collect_report, default_path, render_html
+    from monitor.daemon.app import open_store
+    from monitor.reporting.report import collect_report, default_path, render_html
 
     settings = load_settings(args.config)
     report = collect_report(open_store(settings), settings, args.feature, _week(args.week))
@@ -173,9 +173,9 @@ def _week(text: str | None) -> date | None:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    from monitor.app import open_store
     from monitor.config import load_settings
-    from monitor.digest import deliver_digest
+    from monitor.daemon.app import open_store
+    from monitor.reporting.digest import deliver_digest
 
     settings = load_settings(args.config)
     if settings.digest is None:
@@ -187,8 +187,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    from monitor.drift import OutputColumns, compare_columns, format_report, prepare_reference
-    from monitor.ingest import OUTPUTS, read_records
+    from monitor.decide.drift import OutputColumns, compare_columns, format_report, prepare_reference
+    from monitor.intake.ingest import OUTPUTS, read_records
 
     reference = OutputColumns.from_records(r.to_json() for r in read_records(args.reference, OUTPUTS))
     current = OutputColumns.from_records(r.to_json() for r in read_records(args.current, OUTPUTS))
@@ -198,9 +198,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from monitor.backtest import run_backtest
     from monitor.config import load_settings
-    from monitor.status import format_backtest
+    from monitor.cycle.backtest import run_backtest
+    from monitor.reporting.status import format_backtest
 
     for path in (args.outputs, args.labels):
         if not Path(path).is_file():
@@ -211,12 +211,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_cycle(args: argparse.Namespace) -> int:
-    from monitor.app import open_store
     from monitor.config import load_settings
-    from monitor.cycle import CycleRunner
+    from monitor.cycle.runner import CycleRunner
+    from monitor.daemon.app import open_store
+    from monitor.decide.schedule import last_fire_time
     from monitor.judges import build_labellers
     from monitor.records import parse_ts
-    from monitor.schedule import last_fire_time
     from monitor.store.cycle_queries import feature_names
 
     settings = load_settings(args.config)
@@ -242,7 +242,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
 
 def _check_budget(engine: Engine, settings: Settings, feature: str, at: datetime) -> None:
     """A week over the feature's `budget_usd_per_week` becomes a `budget` event (the webhooks send it)."""
-    from monitor.costs import check_budget
+    from monitor.reporting.costs import check_budget
     from monitor.store.cycle_queries import cycle_row
 
     with engine.connect() as conn:
@@ -256,7 +256,7 @@ def _notify(engine: Engine, settings: Settings, feature: str | None) -> None:
     """Deliver the transitions the cycles made (and any left over) to the webhooks; notes on stderr."""
     import httpx
 
-    from monitor.notify import Notifier
+    from monitor.reporting.notify import Notifier
 
     with httpx.Client() as http:
         for result in Notifier(engine, settings, http, _now).deliver_new(feature):
@@ -287,9 +287,9 @@ def _baseline_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_baseline_set(args: argparse.Namespace) -> int:
-    from monitor.app import open_store
-    from monitor.baselines import pin_baseline
     from monitor.config import load_settings
+    from monitor.cycle.baselines import pin_baseline
+    from monitor.daemon.app import open_store
     from monitor.records import parse_ts
 
     start, end = parse_ts(args.start, "--from"), parse_ts(args.end, "--to")
@@ -301,9 +301,9 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_accept(args: argparse.Namespace) -> int:
-    from monitor.app import open_store
-    from monitor.baselines import accept_proposal
     from monitor.config import load_settings
+    from monitor.cycle.baselines import accept_proposal
+    from monitor.daemon.app import open_store
 
     settings = load_settings(args.config)
     row = accept_proposal(open_store(settings), settings, args.feature, _now())
@@ -312,9 +312,9 @@ def cmd_baseline_accept(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_list(args: argparse.Namespace) -> int:
-    from monitor.app import open_store
-    from monitor.baselines import baseline_list
     from monitor.config import load_settings
+    from monitor.cycle.baselines import baseline_list
+    from monitor.daemon.app import open_store
 
     rows = baseline_list(open_store(load_settings(args.config)), args.feature)
     if args.json:
@@ -328,22 +328,22 @@ def cmd_baseline_list(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from monitor.demo import run_demo
+    from monitor.demo.run import run_demo
 
     return run_demo(weeks=args.weeks, data_dir=args.data_dir, serve=not args.no_serve, port=args.port)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from monitor.app import serve
     from monitor.config import load_settings
+    from monitor.daemon.app import serve
 
     return serve(load_settings(args.config), args.host, args.port)
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from monitor.api.auth import create_token
-    from monitor.app import open_store
     from monitor.config import load_settings
+    from monitor.daemon.app import open_store
 
     engine = open_store(load_settings(args.config))
     token = create_token(engine, args.name, args.role, _now())
@@ -357,8 +357,8 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     from monitor.api.auth import revoke_token
-    from monitor.app import open_store
     from monitor.config import load_settings
+    from monitor.daemon.app import open_store
 
     if not revoke_token(open_store(load_settings(args.config)), args.name, _now()):
         raise NotFound(f"no token named {args.name!r} (or it was revoked already)")

@@ -16,11 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from monitor.errors import ConfigError
+from monitor.formats import FEATURE_NAME_PATTERN, is_feature_name
 
 Mode = Literal["normal", "review", "fallback", "off"]
 Role = Literal["ingest", "review", "read", "admin"]
-
-FEATURE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class _Strict(BaseModel):
@@ -40,7 +39,7 @@ class DriftSettings(_Strict):
     )
 
 
-JUDGE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+JUDGE_NAME_PATTERN = FEATURE_NAME_PATTERN
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SCHEMA_KEYWORDS = frozenset(
     {"type", "required", "properties", "enum", "items", "additionalProperties"}
@@ -62,9 +61,8 @@ class _JudgeBase(_Strict):
     @field_validator("name")
     @classmethod
     def _name_is_a_source(cls, value: str) -> str:
-        import re
 
-        if not re.match(JUDGE_NAME_PATTERN, value):
+        if not is_feature_name(value):
             raise ValueError(f"judge name {value!r} must match {JUDGE_NAME_PATTERN}")
         return value
 
@@ -357,7 +355,7 @@ class MetricsSettings(_Strict):
 
 
 class PrivacySettings(_Strict):
-    """Redaction of personal data and retention of raw text (see `monitor.privacy`)."""
+    """Redaction of personal data and retention of raw text (see `monitor.intake.privacy`)."""
 
     redact: bool = Field(False, description="replace e-mails, phones, card numbers, IBANs and `patterns`")
     patterns: tuple[str, ...] = Field((), description="more regular expressions to redact")
@@ -387,7 +385,7 @@ class PrivacySettings(_Strict):
 
 
 class SqlPullSettings(_Strict):
-    """The app's own table or view (see `monitor.pull_sql`), copied incrementally."""
+    """The app's own table or view (see `monitor.intake.pull_sql`), copied incrementally."""
 
     url: str = Field(description="SQLAlchemy URL of the app's database")
     table: str = Field(min_length=1, description="table or view, optionally schema-qualified")
@@ -409,7 +407,7 @@ class SqlPullSettings(_Strict):
 
 
 class PullSettings(_Strict):
-    """Pull mode (see `monitor.pull`): read outputs where the app already writes them."""
+    """Pull mode (see `monitor.intake.pull_jsonl`): read outputs where the app already writes them."""
 
     jsonl_dirs: tuple[Path, ...] = Field((), description="directories of JSONL logs shared with the app")
     pattern: str = Field("*.jsonl", min_length=1, description="which files of those directories are logs")
@@ -457,10 +455,9 @@ class Settings(BaseSettings):
     @field_validator("features")
     @classmethod
     def _feature_names(cls, value: dict[str, FeatureSettings]) -> dict[str, FeatureSettings]:
-        import re
 
         for name in value:
-            if not re.match(FEATURE_NAME_PATTERN, name):
+            if not is_feature_name(name):
                 raise ValueError(f"feature name {name!r} must match {FEATURE_NAME_PATTERN}")
         return value
 

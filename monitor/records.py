@@ -18,6 +18,7 @@ from typing import IO, Any, Literal
 import orjson
 
 from monitor.errors import InputError
+from monitor.formats import is_feature_name
 
 USER_ACTIONS = frozenset({"accepted", "edited", "rejected", "retried", "ignored"})
 VERDICTS = frozenset({"pass", "fail", "unsure"})
@@ -37,7 +38,6 @@ OUTPUT_FIELDS = frozenset(
     }
 )
 LABEL_FIELDS = frozenset({"output_id", "feature", "verdict", "score", "source", "reason", "ts"})
-FEATURE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # matched with fullmatch
 RFC3339_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
@@ -196,7 +196,7 @@ def _kind(value: Any) -> str:
 
 
 def _feature(value: Any) -> str:
-    if type(value) is not str or FEATURE_RE.fullmatch(value) is None:
+    if type(value) is not str or not is_feature_name(value):
         raise InputError(f"must match [A-Za-z0-9_.-]{{1,64}}, got {value!r:.80}", field="feature")
     return value
 

@@ -270,7 +270,7 @@ def _aiqm_env(extra: Mapping[str, str] | None) -> dict[str, str]:
 @pytest.fixture
 def aiqm(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
     """Run ``aiqm ARGS`` in-process: ``aiqm("ingest", path, stdin=b"...", env={...})``."""
-    import monitor.app
+    import monitor.daemon.app
     from monitor.cli import main
 
     built: list[Engine] = []
@@ -284,7 +284,7 @@ def aiqm(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tm
         with monkeypatch.context() as patch:
             patch.chdir(tmp_path)
             # A command's process would close its connections on exit; in-process, we do it.
-            patch.setattr(monitor.app, "make_engine", tracked_make_engine)
+            patch.setattr(monitor.daemon.app, "make_engine", tracked_make_engine)
             for name, value in (env or {}).items():
                 patch.setenv(name, value)
             if stdin is not None:

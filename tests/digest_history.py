@@ -9,11 +9,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine, update
 
-from monitor.backtest import RecordedReviewers, SimulatedClock, cycle_times
 from monitor.config import FeatureSettings, Settings
-from monitor.cycle import CycleRunner
-from monitor.ingest import OUTPUTS, import_file
-from monitor.simulate import demo_specs, write_history
+from monitor.cycle.backtest import RecordedReviewers, SimulatedClock, cycle_times
+from monitor.cycle.runner import CycleRunner
+from monitor.demo.simulate import demo_specs, write_history
+from monitor.intake.ingest import OUTPUTS, import_file
 from monitor.store import cycle_queries as q
 from monitor.store.tables import judge_runs, labels, samples
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from monitor.backtest import RecordedReviewers, SimulatedClock
 from monitor.config import Settings
-from monitor.cycle import CycleRunner
-from monitor.ingest import OUTPUTS, import_file
+from monitor.cycle.backtest import RecordedReviewers, SimulatedClock
+from monitor.cycle.runner import CycleRunner
+from monitor.demo.simulate import CHANNELS, LANGUAGES, WEEK, HistorySpec, write_history
+from monitor.intake.ingest import OUTPUTS, import_file
 from monitor.judges import build_labellers
-from monitor.simulate import CHANNELS, LANGUAGES, WEEK, HistorySpec, write_history
 
 FEATURE = "support-reply"
 WEEKS = 8

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from monitor.backtest import run_backtest
 from monitor.config import Settings
-from monitor.simulate import LANGUAGES, HistorySpec, write_history
+from monitor.cycle.backtest import run_backtest
+from monitor.demo.simulate import LANGUAGES, HistorySpec, write_history
 
 if TYPE_CHECKING:
     from conftest import CliRunner

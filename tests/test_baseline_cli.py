@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import Engine, and_, select
 
-from monitor.backtest import RecordedReviewers, SimulatedClock
 from monitor.config import FeatureSettings, Settings
-from monitor.cycle import CycleRunner
-from monitor.ingest import OUTPUTS, import_file
-from monitor.simulate import START, WEEK, HistorySpec, write_history
-from monitor.status import collect_status
+from monitor.cycle.backtest import RecordedReviewers, SimulatedClock
+from monitor.cycle.runner import CycleRunner
+from monitor.demo.simulate import START, WEEK, HistorySpec, write_history
+from monitor.intake.ingest import OUTPUTS, import_file
+from monitor.reporting.status import collect_status
 from monitor.store import cycle_queries as q
 from monitor.store.tables import labels, outputs, samples
 

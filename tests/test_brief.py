@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monitor.brief import collect_brief, format_brief, missing_brief_items
 from monitor.config import FeatureSettings, Settings
+from monitor.reporting.brief import collect_brief, format_brief, missing_brief_items
 
 if TYPE_CHECKING:
     from conftest import CliRunner

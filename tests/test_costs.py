@@ -10,7 +10,7 @@ from digest_history import FEATURE, JUDGE_COST, REVIEW_SECONDS, build, settings_
 from sqlalchemy import Engine, select
 
 from monitor.config import FeatureSettings
-from monitor.costs import check_budget, cycle_costs, week_costs
+from monitor.reporting.costs import check_budget, cycle_costs, week_costs
 from monitor.store import cycle_queries as q
 from monitor.store.tables import labels, outputs, samples, trigger_events
 
@@ -107,7 +107,7 @@ def test_a_week_over_budget_records_one_budget_event(engine: Engine, tmp_path: P
 def test_reviewer_time_and_cost_are_exported(engine: Engine, tmp_path: Path) -> None:
     from prometheus_client import generate_latest
 
-    from monitor.exporter import build_registry
+    from monitor.metrics.exporter import build_registry
 
     settings = settings_for(budget_usd_per_week=25.0)
     times = build(engine, settings, tmp_path, weeks=4)

@@ -160,9 +160,9 @@ HANGING_CYCLE = textwrap.dedent(
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from monitor.app import open_store
+    from monitor.daemon.app import open_store
     from monitor.config import load_settings
-    from monitor.cycle import CycleRunner
+    from monitor.cycle.runner import CycleRunner
 
     class Hanging:
         def label(self, feature, output_ids, at):

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from monitor.backtest import RecordedReviewers, SimulatedClock
 from monitor.config import FeatureSettings, Settings
-from monitor.cycle import CycleRunner
-from monitor.ingest import OUTPUTS, import_file
+from monitor.cycle.backtest import RecordedReviewers, SimulatedClock
+from monitor.cycle.runner import CycleRunner
+from monitor.demo.simulate import START, WEEK, HistorySpec, write_history
+from monitor.intake.ingest import OUTPUTS, import_file
 from monitor.records import LabelRecord
-from monitor.simulate import START, WEEK, HistorySpec, write_history
-from monitor.status import collect_status
+from monitor.reporting.status import collect_status
 from monitor.store import cycle_queries as q
 from monitor.store import feature_queries as fq
 from monitor.store.engine import make_engine
@@ -356,7 +356,7 @@ def test_a_restatement_weighs_late_labels_with_the_cycles_own_action_model(
 ) -> None:
     """A baseline set after a cycle ran must not move that cycle's restated number: only its late
     labels may, weighed as the cycle first weighed its labels (by the baseline of that time)."""
-    from monitor.cycle import _quality_of, action_model
+    from monitor.cycle.runner import _quality_of, action_model
 
     reviewers = load(engine, SPEC, tmp_path)
     settings = settings_with()

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from monitor.config import load_settings
-from monitor.demo import history_end, run_demo
-from monitor.status import collect_status
+from monitor.demo.run import history_end, run_demo
+from monitor.reporting.status import collect_status
 from monitor.store.engine import make_engine
 
 if TYPE_CHECKING:

@@ -19,10 +19,10 @@ from missing_part import missing
 from sqlalchemy.engine import make_url
 
 from monitor.api.app import create_app
-from monitor.app import build_services
 from monitor.cli import build_parser
 from monitor.config import Settings, load_settings
-from monitor.exporter import METRICS
+from monitor.daemon.app import build_services
+from monitor.metrics.exporter import METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))

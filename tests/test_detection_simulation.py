@@ -3,7 +3,7 @@
 Each simulated feature has a baseline measured like the cycle measures it (the first four
 cycles, drawn at the larger sample size), then weekly cycles of labelled samples whose size
 follows the rules' own `next_sample_size` (more labels while a drop is building). Only the
-labels' binomial noise is simulated; the rules are the real `monitor.triggers.decide`.
+labels' binomial noise is simulated; the rules are the real `monitor.decide.triggers.decide`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from monitor.config import FeatureSettings
-from monitor.quality import ScopeQuality
-from monitor.triggers import Baseline, CycleFacts, TriggerState, decide
+from monitor.decide.quality import ScopeQuality
+from monitor.decide.triggers import Baseline, CycleFacts, TriggerState, decide
 
 START = datetime(2026, 1, 5, 6, tzinfo=UTC)
 SETTINGS = FeatureSettings()

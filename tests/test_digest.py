@@ -20,7 +20,7 @@ from digest_history import FEATURE, build, settings_for
 from sqlalchemy import Engine, select
 
 from monitor.config import DigestSettings, Settings, WebhookSettings
-from monitor.digest import RECENT, RETRY_AFTER, STALE_SENDING, after_cycle, deliver_digest, send_due
+from monitor.reporting.digest import RECENT, RETRY_AFTER, STALE_SENDING, after_cycle, deliver_digest, send_due
 from monitor.store import digest_queries as dq
 from monitor.store.tables import digest_deliveries
 
@@ -124,8 +124,8 @@ def test_the_scheduler_sends_the_digest_after_the_cycle(
 ) -> None:
     from datetime import timedelta
 
-    from monitor.app import build_services
-    from monitor.scheduler import FeatureScheduler
+    from monitor.daemon.app import build_services
+    from monitor.daemon.scheduler import FeatureScheduler
 
     inbox, port = smtp
     settings = with_digest(port)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.drift import (
+from monitor.decide.drift import (
     DriftReport,
     OutputColumns,
     compare_columns,

@@ -34,7 +34,7 @@ import yaml
 from missing_part import missing
 from test_deploy_config import concrete, dashboard_queries
 
-from monitor.simulate import CHANNELS, LANGUAGES, WEEK, HistorySpec, write_history
+from monitor.demo.simulate import CHANNELS, LANGUAGES, WEEK, HistorySpec, write_history
 
 pytestmark = pytest.mark.slow
 

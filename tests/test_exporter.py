@@ -18,8 +18,8 @@ from prometheus_client.registry import CollectorRegistry
 from sqlalchemy import Engine, event, func, insert, literal, select
 
 from monitor.config import Settings
-from monitor.cycle import window_cost
-from monitor.exporter import METRICS, QualityCollector, TextExposition, build_registry
+from monitor.cycle.runner import window_cost
+from monitor.metrics.exporter import METRICS, QualityCollector, TextExposition, build_registry
 from monitor.store import feature_queries as fq
 from monitor.store import review_queries as rq
 from monitor.store import tables as t

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import Connection, Engine, func, select
 
-from monitor.ingest import OUTPUTS, RecordKind, import_file
+from monitor.demo.simulate import LANGUAGES, HistorySpec, write_history
+from monitor.intake.ingest import OUTPUTS, RecordKind, import_file
 from monitor.records import OutputRecord, validate_output
-from monitor.simulate import LANGUAGES, HistorySpec, write_history
 from monitor.store.engine import make_engine
 from monitor.store.tables import features, labels, outputs
 from monitor.store.writes import WriteCounts, insert_outputs
@@ -321,7 +321,7 @@ def failing_kind(fail_on: str) -> RecordKind[OutputRecord]:
 def test_a_crash_midway_stores_nothing_and_does_not_hang(
     engine: Engine, history: tuple[Path, Path, int, int], monkeypatch: pytest.MonkeyPatch, fail_on: str
 ) -> None:
-    monkeypatch.setattr("monitor.ingest.BATCH", 10)  # many batches, so the writer is mid-way
+    monkeypatch.setattr("monitor.intake.ingest.BATCH", 10)  # many batches, so the writer is mid-way
     with pytest.raises(RuntimeError):
         import_file(engine, str(history[0]), failing_kind(fail_on), lambda: datetime.now(UTC))
     with engine.connect() as conn:
@@ -332,7 +332,7 @@ def test_a_crash_midway_stores_nothing_and_does_not_hang(
 def test_small_batches_give_the_same_counts(
     engine: Engine, history: tuple[Path, Path, int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("monitor.ingest.BATCH", 7)
+    monkeypatch.setattr("monitor.intake.ingest.BATCH", 7)
     path = str(history[0])
     first = import_file(engine, path, OUTPUTS, lambda: datetime.now(UTC))
     assert (first.stored, first.duplicates, first.committed) == (history[2], 0, True)

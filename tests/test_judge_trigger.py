@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from monitor.config import FeatureSettings, JudgeAgreementSettings
+from monitor.decide.triggers import CycleFacts, TriggerState, decide, judge_conditions
+from monitor.demo.simulate import HistorySpec, write_history
 from monitor.judges import JudgePairs, judge_pairs
-from monitor.simulate import HistorySpec, write_history
 from monitor.stats import cohens_kappa
-from monitor.triggers import CycleFacts, TriggerState, decide, judge_conditions
 
 if TYPE_CHECKING:
     from conftest import CliRunner

@@ -1,4 +1,4 @@
-"""Leader election of the scheduler (monitor.leader): SQLite always leads; on PostgreSQL one
+"""Leader election of the scheduler (monitor.daemon.leader): SQLite always leads; on PostgreSQL one
 holder of the advisory lock at a time, and a lost lock connection hands the leadership over."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 from prometheus_client import generate_latest
 from sqlalchemy import Engine
 
-from monitor.app import build_services
 from monitor.config import Settings
-from monitor.leader import Leadership
+from monitor.daemon.app import build_services
+from monitor.daemon.leader import Leadership
 
 
 def _wait(check: Callable[[], bool], seconds: float = 10) -> bool:

@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from monitor.config import Settings
-from monitor.notify import LATER_ROUNDS, STALE_CLAIM, Notifier
-from monitor.simulate import HistorySpec, write_history
+from monitor.demo.simulate import HistorySpec, write_history
+from monitor.reporting.notify import LATER_ROUNDS, STALE_CLAIM, Notifier
 from monitor.store import cycle_queries as q
 from monitor.store.engine import make_engine
 from monitor.store.tables import notification_deliveries
@@ -378,8 +378,8 @@ def test_aiqm_cycle_notifies_the_webhooks(
 def test_the_leader_sends_due_notifications_every_minute(
     engine: Engine, receiver: Receiver, http: httpx.Client
 ) -> None:
-    from monitor.app import build_services
-    from monitor.scheduler import NOTIFY_SECONDS
+    from monitor.daemon.app import build_services
+    from monitor.daemon.scheduler import NOTIFY_SECONDS
 
     add_events(engine)
     settings = settings_with({"name": "ops", "url": receiver.url("/hook")})

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, select
 
-from monitor.pull import pull_jsonl
+from monitor.intake.pull_jsonl import pull_jsonl
 from monitor.store.engine import make_engine
 from monitor.store.tables import outputs, samples
 
@@ -151,9 +151,9 @@ def test_with_unsampled_text_deleted_a_pulled_log_keeps_only_the_sampled_text(
 
 
 def test_the_leading_scheduler_pulls_on_its_interval(engine: Engine, tmp_path: Path) -> None:
-    from monitor.app import build_services
     from monitor.config import PullSettings, Settings
-    from monitor.scheduler import FeatureScheduler
+    from monitor.daemon.app import build_services
+    from monitor.daemon.scheduler import FeatureScheduler
 
     logs = tmp_path / "logs"
     logs.mkdir()

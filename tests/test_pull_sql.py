@@ -14,7 +14,7 @@ from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Tabl
 
 from monitor.config import SqlPullSettings
 from monitor.errors import InputError
-from monitor.pull_sql import SampledText, pull_configured, pull_sql
+from monitor.intake.pull_sql import SampledText, pull_configured, pull_sql
 from monitor.store.engine import make_engine
 from monitor.store.tables import outputs, samples
 

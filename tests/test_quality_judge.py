@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor.config import FeatureSettings
-from monitor.cycle import _labelled_items
+from monitor.cycle.runner import _labelled_items
 from monitor.store.cycle_queries import SampledOutput
 
 

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from monitor.leader import LEADER_LOCK
+from monitor.daemon.leader import LEADER_LOCK
 from monitor.store.engine import make_engine
 from monitor.store.tables import cycles, samples
 

@@ -15,7 +15,7 @@ from digest_history import FEATURE, build, settings_for
 from sqlalchemy import Engine, select
 
 from monitor.errors import NotFound
-from monitor.report import collect_report, render_html, summary_text
+from monitor.reporting.report import collect_report, render_html, summary_text
 from monitor.store.tables import outputs
 
 if TYPE_CHECKING:

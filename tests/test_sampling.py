@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from monitor.sampling import OTHER_STRATUM, Candidate, SamplingPlan, allocate, draw, stratum_of
+from monitor.decide.sampling import OTHER_STRATUM, Candidate, SamplingPlan, allocate, draw, stratum_of
 
 
 def population(sizes: dict[str, int], key: str = "language") -> list[Candidate]:

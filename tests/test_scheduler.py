@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, MetaData, Table, select, update
 
-from monitor.api.services import Services
-from monitor.app import build_services
 from monitor.config import FeatureSettings, Settings
-from monitor.cycle import CycleOutcome, CycleRunner
+from monitor.cycle.runner import CycleOutcome, CycleRunner
+from monitor.daemon.app import build_services
+from monitor.daemon.scheduler import JOBS_TABLE, FeatureScheduler, job_id
+from monitor.daemon.services import Services
 from monitor.records import validate_output
-from monitor.scheduler import JOBS_TABLE, FeatureScheduler, job_id
 from monitor.store import cycle_queries as q
 from monitor.store.writes import insert_outputs
 
@@ -279,9 +279,9 @@ def test_a_failing_cycle_is_logged_and_the_scheduler_goes_on(
 def test_the_daemon_runs_the_configured_judges_and_webhooks(store_url: str) -> None:
     import httpx
 
-    from monitor.app import daemon_services
+    from monitor.daemon.app import daemon_services
     from monitor.judges.runner import JudgeLabeller
-    from monitor.notify import Notifier
+    from monitor.reporting.notify import Notifier
 
     settings = Settings(
         database_url=store_url,

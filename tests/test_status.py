@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import Engine
 
-from monitor.backtest import RecordedReviewers, SimulatedClock
 from monitor.config import load_settings
-from monitor.cycle import CycleRunner
-from monitor.ingest import OUTPUTS, import_file
-from monitor.simulate import START, WEEK, HistorySpec, write_history
+from monitor.cycle.backtest import RecordedReviewers, SimulatedClock
+from monitor.cycle.runner import CycleRunner
+from monitor.demo.simulate import START, WEEK, HistorySpec, write_history
+from monitor.intake.ingest import OUTPUTS, import_file
 from monitor.store import feature_queries as fq
 
 if TYPE_CHECKING:

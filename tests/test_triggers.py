@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.config import FeatureSettings
-from monitor.quality import ScopeQuality
-from monitor.triggers import Baseline, Condition, CycleFacts, Transition, TriggerState, decide, step
+from monitor.decide.quality import ScopeQuality
+from monitor.decide.triggers import Baseline, Condition, CycleFacts, Transition, TriggerState, decide, step
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)

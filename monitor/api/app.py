@@ -1,6 +1,6 @@
 """The FastAPI app: CONTRACT section 4's routes over the daemon's `Services`.
 
-`create_app(services)` builds it; `monitor.app` (the composition root) builds the services and
+`create_app(services)` builds it; `monitor.daemon.app` (the composition root) builds the services and
 serves it. The app's lifespan starts the scheduler (when the services have one) and, on
 shutdown, stops it, letting a running cycle finish. Errors never reach a client as a
 traceback: a store that cannot be reached is 503, anything unexpected 500 with no details.
@@ -27,7 +27,7 @@ from monitor.api import batches, features, ofrep
 from monitor.api import metrics as metrics_route
 from monitor.api.problems import ApiError
 from monitor.api.review import router as review_router
-from monitor.api.services import Services
+from monitor.daemon.services import Services
 
 __all__ = ["create_app"]
 

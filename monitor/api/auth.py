@@ -36,8 +36,8 @@ from monitor.errors import InputError
 from monitor.store.tables import api_tokens
 
 if TYPE_CHECKING:
-    from monitor.api.read_cache import ReadCache
-    from monitor.api.services import Services
+    from monitor.daemon.read_cache import ReadCache
+    from monitor.daemon.services import Services
 
 __all__ = [
     "ROLES",

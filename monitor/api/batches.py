@@ -22,9 +22,9 @@ from pydantic import TypeAdapter
 
 from monitor.api.auth import Principal, require
 from monitor.api.schemas import BatchErrors, BatchResult, LabelIn, OutputIn, TooLarge
-from monitor.api.services import Services
+from monitor.daemon.services import Services
 from monitor.errors import InputError
-from monitor.privacy import storage_redaction
+from monitor.intake.privacy import storage_redaction
 from monitor.records import LabelRecord, OutputRecord, loads, validate_label, validate_output
 from monitor.store.writes import insert_labels, insert_outputs, missing_outputs
 

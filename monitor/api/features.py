@@ -21,7 +21,7 @@ from monitor.api.batches import BodyTooLarge, read_body
 from monitor.api.modes import FeatureMode, known_features, mode_of, trigger_mode
 from monitor.api.problems import ApiError, unprocessable
 from monitor.api.schemas import FeatureList, FeatureStatus, OverrideIn
-from monitor.api.services import Services
+from monitor.daemon.services import Services
 from monitor.errors import InputError
 from monitor.records import loads
 from monitor.store import cycle_queries as q

@@ -1,10 +1,10 @@
-"""`GET /metrics`: the Prometheus exposition of `monitor.exporter` (CONTRACT sections 4 and 6).
+"""`GET /metrics`: the Prometheus exposition of `monitor.metrics.exporter` (CONTRACT sections 4 and 6).
 
 Open by default. With `server.metrics_token_sha256` set, a bearer token whose sha256 is that
 hash may scrape; with `server.metrics_role` set, so may any API token of that role (or
 `admin`). Then a missing or unknown token is 401 and a token of another role 403.
 
-The body is the Prometheus text format 0.0.4 (`monitor.exporter.TextExposition`), which every
+The body is the Prometheus text format 0.0.4 (`monitor.metrics.exporter.TextExposition`), which every
 Prometheus reads. A store that cannot be read is `aiqm_store_up 0`, never a 500.
 """
 
@@ -22,8 +22,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client.registry import CollectorRegistry
 
 from monitor.api.auth import MAX_TOKEN_CHARS
-from monitor.api.services import Services
-from monitor.exporter import TextExposition, build_registry
+from monitor.daemon.services import Services
+from monitor.metrics.exporter import TextExposition, build_registry
 
 __all__ = ["router"]
 

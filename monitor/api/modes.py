@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, select
 
-from monitor.config import FEATURE_NAME_PATTERN, Settings
+from monitor.config import Settings
+from monitor.formats import format_ts_or_none, is_feature_name
 from monitor.store import cycle_queries as q
 from monitor.store.tables import cycles, mode_overrides
 
@@ -42,12 +43,8 @@ class FeatureMode:
             "mode": self.mode,
             "triggers": self.triggers,
             "reason": self.reason,
-            "since": _iso(self.since),
+            "since": format_ts_or_none(self.since),
         }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
 def known_features(conn: Connection, settings: Settings) -> list[str]:
@@ -65,9 +62,7 @@ def trigger_mode(rows: list[dict[str, Any]], settings: Settings, feature: str) -
 
 def mode_of(conn: Connection, settings: Settings, feature: str, now: datetime) -> FeatureMode | None:
     """The feature's mode now, or None when neither the store nor the config knows the feature."""
-    import re
-
-    if not re.match(FEATURE_NAME_PATTERN, feature):
+    if not is_feature_name(feature):
         return None
     row = q.feature_row(conn, feature)
     if row is None and feature not in settings.features:
@@ -79,7 +74,7 @@ def mode_of(conn: Connection, settings: Settings, feature: str, now: datetime) -
             "scope": r["scope"],
             "state": r["state"],
             "reason": r["reason"],
-            "since": _iso(r["since"]),
+            "since": format_ts_or_none(r["since"]),
         }
         for r in sorted(
             (r for r in rows if r["state"] in ACTIVE_STATES),

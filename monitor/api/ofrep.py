@@ -33,7 +33,7 @@ from monitor.api.batches import BodyTooLarge, read_body
 from monitor.api.features import polled_mode
 from monitor.api.modes import FeatureMode, known_features, mode_of
 from monitor.api.schemas import OfrepBulk, OfrepFailure, OfrepSuccess
-from monitor.api.services import Services
+from monitor.daemon.services import Services
 from monitor.errors import InputError
 from monitor.records import loads
 

@@ -38,14 +38,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from monitor.api.auth import SESSION_COOKIE, Principal, close_session, open_session, require
+from monitor.decide.schedule import cron
 from monitor.errors import ConfigError, InputError
 from monitor.records import format_ts, parse_ts, validate_label
-from monitor.schedule import cron
 from monitor.store import review_queries as rq
 from monitor.store.cycle_queries import feature_names
 
 if TYPE_CHECKING:
-    from monitor.api.services import Services
+    from monitor.daemon.services import Services
 
 __all__ = ["SESSION_MAX_AGE", "csrf_token", "router"]
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.config import Mode
+from monitor.formats import FEATURE_NAME_PATTERN
 
 
 class _Doc(BaseModel):
@@ -22,7 +23,7 @@ class OutputIn(_Doc):
     """A logged output (CONTRACT section 1)."""
 
     id: str = Field(min_length=1, max_length=200)
-    feature: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    feature: str = Field(pattern=FEATURE_NAME_PATTERN)
     ts: str = Field(description="RFC 3339 with a zone")
     input: Any = None
     output: Any = None

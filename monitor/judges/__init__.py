@@ -12,14 +12,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from monitor.judges.agreement import JudgePairs, judge_pairs
+from monitor.decide.judge_agreement import JudgePairs, judge_pairs
 from monitor.judges.base import Judge, JudgeError, JudgeInput, JudgeVerdict
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from monitor.config import Settings
-    from monitor.cycle import Labeller
+    from monitor.judges.base import Labeller
 
 __all__ = [
     "Judge",

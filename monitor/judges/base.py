@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from monitor.errors import MonitorError
+from monitor.records import LabelRecord
 
-__all__ = ["Judge", "JudgeError", "JudgeInput", "JudgeVerdict", "Verdict", "as_text"]
+__all__ = ["Judge", "JudgeError", "JudgeInput", "JudgeVerdict", "Labeller", "Verdict", "as_text"]
 
 Verdict = Literal["pass", "fail", "unsure"]
 
@@ -64,3 +66,9 @@ def as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
+
+
+class Labeller(Protocol):
+    """Anything that labels a cycle's sample as it is drawn: a judge, or the backtest's reviewers."""
+
+    def label(self, feature: str, output_ids: Sequence[str], at: datetime) -> list[LabelRecord]: ...

@@ -33,10 +33,10 @@ from monitor.config import (
     RefusalJudgeSettings,
     Settings,
 )
+from monitor.intake.privacy import redactor_for
 from monitor.judges.base import Judge, JudgeError, JudgeInput, JudgeVerdict
 from monitor.judges.llm import LLMJudge
 from monitor.judges.rules import JsonJudge, LengthJudge, PatternJudge, RefusalJudge
-from monitor.privacy import redactor_for
 from monitor.records import LabelRecord
 from monitor.store import judge_queries as jq
 

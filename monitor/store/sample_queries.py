@@ -1,7 +1,7 @@
 """The draw of a big window, pushed down to the database: flat in the window's size.
 
 Below `BIG_WINDOW` unreviewed outputs the cycle reads every candidate and draws an exact
-stratified sample (`monitor.sampling.draw`). Above it, reading the window into Python (or
+stratified sample (`monitor.decide.sampling.draw`). Above it, reading the window into Python (or
 ``ORDER BY random()``, which sorts the whole window) grows with the window, and PostgreSQL's
 ``TABLESAMPLE`` samples the whole table's pages before the window's ``WHERE``; so the draw
 is done in two phases instead (double sampling for stratification):
@@ -14,7 +14,7 @@ is done in two phases instead (double sampling for stratification):
    window, belongs to another feature or was sampled before. Every eligible output in the
    range is equally likely at every try, so the accepted ones are a simple random sample; it
    costs ``m / acceptance rate`` primary-key lookups, whatever the window's size.
-2. Phase two: the usual stratified draw (`monitor.sampling.draw`, its allocation, minimum per
+2. Phase two: the usual stratified draw (`monitor.decide.sampling.draw`, its allocation, minimum per
    stratum and low-confidence boost) over the phase-one outputs, stratified by what they are.
 
 An output's stored inclusion probability is ``(m / N) * (n_h / m_h)``: phase one's ``m / N``
@@ -46,7 +46,7 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy import Connection, and_, func, select
 
-from monitor.sampling import Candidate, Drawn, SamplingPlan, draw
+from monitor.decide.sampling import Candidate, Drawn, SamplingPlan, draw
 from monitor.store.tables import outputs, samples
 
 BIG_WINDOW = 200_000

@@ -297,7 +297,7 @@ daemon_secrets = Table(
     Column("value", LargeBinary, nullable=False),
 )
 
-# The weekly digest (`monitor.digest`): one row per (feature, cycle, channel), so each week's
+# The weekly digest (`monitor.reporting.digest`): one row per (feature, cycle, channel), so each week's
 # digest goes out once per channel, and a failed sending is retried.
 digest_deliveries = Table(
     "digest_deliveries",
@@ -315,7 +315,7 @@ digest_deliveries = Table(
     UniqueConstraint("feature", "cycle_at", "channel"),
 )
 
-# Pull mode (`monitor.pull`): how far each followed JSONL file was read, by device and inode.
+# Pull mode (`monitor.intake.pull_jsonl`): how far each followed JSONL file was read, by device and inode.
 pull_positions = Table(
     "pull_positions",
     metadata,
@@ -328,7 +328,7 @@ pull_positions = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
-# Pull mode (`monitor.pull_sql`): the last cursor value and id copied from each source table.
+# Pull mode (`monitor.intake.pull_sql`): the last cursor value and id copied from each source table.
 pull_watermarks = Table(
     "pull_watermarks",
     metadata,

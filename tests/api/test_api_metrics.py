@@ -14,7 +14,7 @@ from metrics_history import FEATURE, build_history, make_settings
 from missing_part import missing
 from sqlalchemy import Engine
 
-from monitor.app import build_services
+from monitor.daemon.app import build_services
 from monitor.store.engine import make_engine
 
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from monitor.simulate import START, WEEK, HistorySpec, write_history
+from monitor.demo.simulate import START, WEEK, HistorySpec, write_history
 from monitor.store.engine import make_engine
 from monitor.store.tables import cycles, labels, outputs
 

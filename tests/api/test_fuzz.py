@@ -28,10 +28,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
-from monitor.app import build_services
 from monitor.config import Settings, load_settings
+from monitor.daemon.app import build_services
 from monitor.errors import ConfigError, InputError
-from monitor.ingest import OUTPUTS, import_file, parse_line
+from monitor.intake.ingest import OUTPUTS, import_file, parse_line
 from monitor.records import OutputRecord, validate_label, validate_output
 from monitor.store.engine import make_engine
 from monitor.store.tables import labels, outputs

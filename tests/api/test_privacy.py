@@ -14,8 +14,8 @@ from sqlalchemy import Engine, select
 
 from monitor.config import FeatureSettings, PrivacySettings, Settings
 from monitor.errors import ConfigError
+from monitor.intake.privacy import Redactor, apply_retention, delete_unsampled_text, luhn_ok
 from monitor.judges.runner import JudgeLabeller
-from monitor.privacy import Redactor, apply_retention, delete_unsampled_text, luhn_ok
 from monitor.records import LabelRecord, validate_output
 from monitor.store.tables import labels, outputs, samples
 from monitor.store.writes import insert_labels, insert_outputs
@@ -233,7 +233,7 @@ def test_aiqm_retention_uses_the_configured_days(
 def test_the_daemon_runs_retention_at_start_and_then_at_every_interval(engine: Engine) -> None:
     import time
 
-    from monitor.privacy import RetentionLoop
+    from monitor.intake.privacy import RetentionLoop
 
     assert RetentionLoop.start_for(Settings(), engine, lambda: NOW) is None  # not configured: no loop
     with engine.begin() as conn:

@@ -14,7 +14,7 @@ import pytest
 from api_support import FEATURE, Clock, Site, site
 from sqlalchemy import Engine
 
-from monitor.api.read_cache import ReadCache
+from monitor.daemon.read_cache import ReadCache
 from monitor.store import cycle_queries as q
 from monitor.store.writes import ensure_feature
 

@@ -33,8 +33,8 @@ from review_data import (
 )
 from sqlalchemy import Engine, inspect, select
 
-from monitor.api.services import Services
-from monitor.cycle import CycleRunner
+from monitor.cycle.runner import CycleRunner
+from monitor.daemon.services import Services
 from monitor.records import validate_output
 from monitor.store.tables import labels as labels_table
 from monitor.store.writes import insert_outputs

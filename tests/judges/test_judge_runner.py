@@ -13,9 +13,9 @@ import pytest
 from chat_api import ChatServer, Reply, completion, verdict
 from sqlalchemy import Engine, select
 
-from monitor.backtest import SimulatedClock
 from monitor.config import Settings
-from monitor.cycle import CycleRunner
+from monitor.cycle.backtest import SimulatedClock
+from monitor.cycle.runner import CycleRunner
 from monitor.judges import build_labellers
 from monitor.judges.rules import RefusalJudge
 from monitor.judges.runner import BUDGET_EXHAUSTED, JudgeLabeller

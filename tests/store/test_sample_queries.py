@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine, insert
 
 from monitor.config import FeatureSettings, Settings
-from monitor.cycle import CycleRunner
-from monitor.sampling import SamplingPlan
+from monitor.cycle.runner import CycleRunner
+from monitor.decide.sampling import SamplingPlan
 from monitor.store import sample_queries as sq
 from monitor.store.tables import outputs, samples
 

@@ -6,7 +6,7 @@ from alembic import context
 
 from monitor.store.tables import metadata
 
-# The scheduler's job table belongs to APScheduler, which creates it (monitor/scheduler.py).
+# The scheduler's job table belongs to APScheduler, which creates it (monitor/daemon/scheduler.py).
 FOREIGN_TABLES = frozenset({"aiqm_scheduler_jobs"})
 
 

@@ -5,7 +5,7 @@ wraps them (text body, HTML attached); `send_email` speaks SMTP (STARTTLS and lo
 configured, the credentials read from the environment variables the config names);
 `post_webhooks` POSTs the digest to the named webhooks (json: the summary and the page; slack:
 the summary as text). `after_cycle` is what the scheduler runs after each feature's cycle: the
-budget check (`monitor.costs.check_budget`), then the digest when `digest` is configured. It
+budget check (`monitor.reporting.costs.check_budget`), then the digest when `digest` is configured. It
 never raises: a failed delivery is logged and returned as a note.
 
 Each week's digest goes out once per channel (`email`, `webhook:<name>`): `send_due` queues the
@@ -29,7 +29,7 @@ import httpx
 from sqlalchemy import Engine
 
 from monitor.config import DigestSettings, Settings, WebhookSettings
-from monitor.report import collect_report, default_path, render_html, summary_text
+from monitor.reporting.report import collect_report, default_path, render_html, summary_text
 from monitor.store import digest_queries as dq
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,7 @@ def after_cycle(
     http: httpx.Client | None = None,
 ) -> list[str]:
     """After a scheduled cycle: the budget check, then the weekly digest. Never raises."""
-    from monitor.costs import check_budget
+    from monitor.reporting.costs import check_budget
     from monitor.store.cycle_queries import cycle_row
 
     notes: list[str] = []

@@ -22,20 +22,20 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from monitor.config import FeatureSettings, Settings
-from monitor.drift import OutputColumns, PreparedReference, compare_columns, prepare_reference
+from monitor.decide.drift import OutputColumns, PreparedReference, compare_columns, prepare_reference
+from monitor.decide.judge_agreement import JudgePairs, judge_pairs
+from monitor.decide.quality import LabelledItem, ScopeQuality, cycle_quality
+from monitor.decide.sampling import Candidate, SamplingPlan, draw
+from monitor.decide.schedule import fire_times
+from monitor.decide.triggers import Baseline, CycleFacts, TriggerState, decide
 from monitor.errors import InputError
-from monitor.judges.agreement import JudgePairs, judge_pairs
-from monitor.privacy import delete_unsampled_text
-from monitor.quality import LabelledItem, ScopeQuality, cycle_quality
-from monitor.records import LabelRecord
-from monitor.sampling import Candidate, SamplingPlan, draw
-from monitor.schedule import fire_times
+from monitor.intake.privacy import delete_unsampled_text
+from monitor.judges.base import Labeller
 from monitor.stats import DriftThresholds, weighted_pass_rate
 from monitor.store import cycle_queries as q
 from monitor.store import feature_queries as fq
 from monitor.store import sample_queries as sq
 from monitor.store.writes import ensure_feature, insert_labels
-from monitor.triggers import Baseline, CycleFacts, TriggerState, decide
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,6 @@ class SampleText(Protocol):
     """Fills in text the store does not keep for a sample's outputs (pull mode's `SampledText`)."""
 
     def fill(self, store: Engine, feature: str, output_ids: Sequence[str], now: datetime) -> int: ...
-
-
-class Labeller(Protocol):
-    """Anything that labels a cycle's sample as it is drawn: a judge, or the backtest's reviewers."""
-
-    def label(self, feature: str, output_ids: Sequence[str], at: datetime) -> list[LabelRecord]: ...
 
 
 @dataclass(frozen=True)
@@ -114,7 +108,7 @@ class CycleRunner:
 
     def __post_init__(self) -> None:
         if self.sample_text is None:
-            from monitor.pull_sql import sampled_text
+            from monitor.intake.pull_sql import sampled_text
 
             self.sample_text = sampled_text(self.settings)
 

@@ -43,8 +43,8 @@ from statistics import NormalDist
 from typing import Any, Literal
 
 from monitor.config import FeatureSettings
-from monitor.judges.agreement import JudgePairs
-from monitor.quality import ScopeQuality
+from monitor.decide.judge_agreement import JudgePairs
+from monitor.decide.quality import ScopeQuality
 from monitor.stats.sequential import BernoulliCusum
 
 State = Literal["ok", "pending", "firing", "resolved"]

@@ -348,7 +348,7 @@ def sampled_text(settings: Settings) -> SampledText | None:
     sql = settings.pull.sql
     if sql is None or sql.copy_text != "sampled":
         return None
-    from monitor.privacy import storage_redaction
+    from monitor.intake.privacy import storage_redaction
 
     return SampledText(sql, storage_redaction(settings), settings.privacy.retention_days)
 

@@ -36,7 +36,7 @@ from sqlalchemy import Engine
 
 import monitor
 from monitor.config import Settings
-from monitor.schedule import period
+from monitor.decide.schedule import period
 from monitor.store.metric_queries import CycleRow, MetricsData, MetricsReader
 
 __all__ = [

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     import httpx
     import uvicorn
 
-    from monitor.api.services import Services
-    from monitor.cycle import Labeller
+    from monitor.daemon.services import Services
+    from monitor.judges.base import Labeller
 
 log = logging.getLogger("monitor.serve")
 
@@ -85,10 +85,10 @@ def build_services(
 ) -> Services:
     """The daemon's services over the configured store (or `engine`), with a scheduler unless told not."""
     from monitor.api.auth import TokenBook
-    from monitor.api.services import Services
-    from monitor.cycle import CycleRunner
-    from monitor.exporter import build_registry
-    from monitor.scheduler import FeatureScheduler
+    from monitor.cycle.runner import CycleRunner
+    from monitor.daemon.scheduler import FeatureScheduler
+    from monitor.daemon.services import Services
+    from monitor.metrics.exporter import build_registry
 
     engine = engine if engine is not None else open_store(settings)
     services = Services(
@@ -102,7 +102,7 @@ def build_services(
     )
     services.registry = build_registry(engine, settings, clock)
     if scheduler:
-        from monitor.leader import LeaderCollector
+        from monitor.daemon.leader import LeaderCollector
 
         feature_scheduler = FeatureScheduler(services)
         services.scheduler = feature_scheduler
@@ -113,7 +113,7 @@ def build_services(
 def daemon_services(settings: Settings, http: httpx.Client | None = None) -> Services:
     """What `aiqm serve` runs: the configured store, judges, webhooks (over `http`) and scheduler."""
     from monitor.judges import build_labellers
-    from monitor.notify import Notifier
+    from monitor.reporting.notify import Notifier
 
     engine = open_store(settings)
     notifier = Notifier(engine, settings, http, _now) if http is not None and settings.webhooks else None
@@ -219,7 +219,7 @@ def serve(
     http = httpx.Client(timeout=30) if services is None and settings.webhooks else None
     services = services if services is not None else daemon_services(settings, http)
     sock: socket.socket | None = None
-    from monitor.privacy import RetentionLoop
+    from monitor.intake.privacy import RetentionLoop
 
     retention = RetentionLoop.start_for(settings, services.engine, services.clock)
     try:

@@ -2,7 +2,7 @@
 
 APScheduler 3's `BackgroundScheduler` keeps its jobs in the same database as everything else
 (its own table, `aiqm_scheduler_jobs`), one job per feature, id `cycle:<feature>`, on the
-feature's cron schedule (UTC, standard weekday numbering via `monitor.schedule.cron`).
+feature's cron schedule (UTC, standard weekday numbering via `monitor.decide.schedule.cron`).
 
 Exactly once across restarts
     A job's next run time is stored. When the daemon was down over a scheduled time, the stored
@@ -20,7 +20,7 @@ Never two cycles of one feature at once: `max_instances=1`, and a per-feature lo
 job and a manual run meet. `shutdown(wait=True)` stops taking jobs and lets a running cycle
 finish (the daemon calls it on SIGTERM).
 
-Replicas: on PostgreSQL several daemons may share the store; only the leader (`monitor.leader`,
+Replicas: on PostgreSQL several daemons may share the store; only the leader (`monitor.daemon.leader`,
 a session-level advisory lock) runs the jobs, the others stand by and take over when it dies.
 `start()` competes for the leadership; a scheduler that is not the leader is `active` but not
 `running`. On SQLite the daemon is always the leader.
@@ -46,15 +46,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from sqlalchemy import select
 
+from monitor.decide.schedule import cron, last_fire_time, period
 from monitor.errors import InputError
-from monitor.schedule import cron, last_fire_time, period
 from monitor.store.cycle_queries import feature_names
 from monitor.store.tables import cycles
 
 if TYPE_CHECKING:
-    from monitor.api.services import Services
-    from monitor.cycle import CycleOutcome
-    from monitor.leader import Leadership
+    from monitor.cycle.runner import CycleOutcome
+    from monitor.daemon.leader import Leadership
+    from monitor.daemon.services import Services
 
 __all__ = ["JOBS_TABLE", "FeatureScheduler", "job_id", "run_scheduled_cycle"]
 
@@ -132,7 +132,7 @@ class FeatureScheduler:
         """Compete for the leadership; as leader (at once on SQLite, or when elected), run the jobs."""
         if self._leadership is not None:
             return
-        from monitor.leader import RETRY_SECONDS, Leadership
+        from monitor.daemon.leader import RETRY_SECONDS, Leadership
 
         self._stop_wait = False
         leadership = Leadership(
@@ -201,7 +201,7 @@ class FeatureScheduler:
 
     def send_digests(self) -> None:
         """Send the weekly digests that are due (queued, or failed and waited); a failure is logged."""
-        from monitor.digest import send_due
+        from monitor.reporting.digest import send_due
 
         try:
             send_due(self.services.engine, self.services.settings, self.services.clock())
@@ -209,9 +209,9 @@ class FeatureScheduler:
             log.exception("sending the due digests failed; tried again in %d s", DIGEST_SECONDS)
 
     def pull(self) -> None:
-        """One pass of pull mode (`monitor.pull`, `monitor.pull_sql`); a failure is logged."""
-        from monitor.privacy import storage_redaction
-        from monitor.pull import pull_jsonl
+        """One pass of pull mode (`monitor.intake.pull_jsonl`, `.pull_sql`); a failure is logged."""
+        from monitor.intake.privacy import storage_redaction
+        from monitor.intake.pull_jsonl import pull_jsonl
 
         settings = self.services.settings
         try:
@@ -229,7 +229,7 @@ class FeatureScheduler:
                         log.warning("%s", bad.describe(path))
             sql = settings.pull.sql
             if sql is not None:
-                from monitor.pull_sql import pull_configured
+                from monitor.intake.pull_sql import pull_configured
 
                 pulled = pull_configured(
                     self.services.engine,
@@ -383,7 +383,9 @@ class FeatureScheduler:
                 outcome.sampled,
                 alerts,
             )
-            from monitor.digest import after_cycle  # the budget check and the weekly digest; never raises
+            from monitor.reporting.digest import (
+                after_cycle,  # the budget check and the weekly digest; never raises
+            )
 
             after_cycle(self.services.engine, self.services.settings, feature, at, self.services.clock)
             notifier = self.services.notifier

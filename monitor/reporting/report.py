@@ -1,7 +1,7 @@
 """`aiqm report`: a feature's weekly digest as one self-contained HTML page, and its plain-text summary.
 
 `collect_report` reads the store (cycles, baselines, trigger events, the week's failed human
-labels with their reasons, judge agreement) and the cost of the week (`monitor.costs`);
+labels with their reasons, judge agreement) and the cost of the week (`monitor.reporting.costs`);
 `render_html` draws the charts with matplotlib (Agg, PNGs embedded as base64 data URIs: the
 page loads nothing from anywhere) and `summary_text` is the body of the digest's email.
 The week is a cycle's: the last one by default, else the last one at or before the given date.
@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, select
 
-from monitor.brief import collect_brief, format_brief
 from monitor.config import Settings
-from monitor.costs import WeekCosts, cycle_costs, format_costs
 from monitor.errors import NotFound
+from monitor.reporting.brief import collect_brief, format_brief
+from monitor.reporting.costs import WeekCosts, cycle_costs, format_costs
 from monitor.store import cycle_queries as q
 from monitor.store.tables import labels, outputs, samples
 

@@ -1,6 +1,6 @@
 """What the daemon's routes and jobs share: the store, the settings, the cycle runner, the clock.
 
-Built once by the composition root (`monitor.app.build_services`) and handed to `create_app`,
+Built once by the composition root (`monitor.daemon.app.build_services`) and handed to `create_app`,
 the scheduler and the review page; nothing here builds anything.
 """
 
@@ -14,20 +14,20 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.registry import CollectorRegistry
 from sqlalchemy import Engine
 
-from monitor.api.read_cache import ReadCache
 from monitor.config import Settings
-from monitor.cycle import CycleRunner
+from monitor.cycle.runner import CycleRunner
+from monitor.daemon.read_cache import ReadCache
 
 if TYPE_CHECKING:
     from monitor.api.auth import TokenBook
-    from monitor.scheduler import FeatureScheduler
+    from monitor.daemon.scheduler import FeatureScheduler
 
 __all__ = ["Services"]
 
 
 @dataclass
 class Services:
-    """The daemon's shared parts. `notifier` is a `monitor.notify.Notifier` (or None: no sinks)."""
+    """The daemon's shared parts. `notifier` is a `monitor.reporting.notify.Notifier` (or None: no sinks)."""
 
     engine: Engine
     settings: Settings
@@ -38,7 +38,7 @@ class Services:
     scheduler: FeatureScheduler | None = None
     notifier: Any = None
     registry: CollectorRegistry | None = None
-    """What `GET /metrics` exposes (`monitor.exporter.build_registry`)."""
+    """What `GET /metrics` exposes (`monitor.metrics.exporter.build_registry`)."""
     read_cache: ReadCache = field(init=False)
     """Polled answers (modes, stored tokens) kept for `server.read_cache_seconds`."""
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import Settings
-from monitor.cycle import CycleRunner
+from monitor.cycle.runner import CycleRunner
+from monitor.decide.schedule import fire_times
 from monitor.errors import InputError
-from monitor.ingest import LABELS, OUTPUTS, import_file, read_records
+from monitor.intake.ingest import LABELS, OUTPUTS, import_file, read_records
 from monitor.judges import build_labellers
 from monitor.records import LabelRecord
-from monitor.schedule import fire_times
 from monitor.store import cycle_queries as q
 from monitor.store.engine import make_engine, migrate
 

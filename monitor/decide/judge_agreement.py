@@ -3,7 +3,7 @@
 An item counts when a human and the judge both said `pass` or `fail` (an `unsure` from either
 side is no verdict). Where several humans labelled an item, the first source by name is used,
 as for the pass rate. The counts are stored with the cycle, so the `judge` trigger can pool
-the pairs of several cycles (monitor.triggers.judge_conditions).
+the pairs of several cycles (monitor.decide.triggers.judge_conditions).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 
 from monitor.errors import InputError
-from monitor.ingest import BATCH, OUTPUTS, parse_line
+from monitor.intake.ingest import BATCH, OUTPUTS, parse_line
 from monitor.records import BadLine, OutputRecord
 from monitor.store.tables import pull_positions, utcnow
 from monitor.store.writes import insert_outputs

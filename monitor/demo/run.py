@@ -24,13 +24,13 @@ from typing import Any
 
 import yaml
 
-from monitor.backtest import RecordedReviewers, SimulatedClock, cycle_times
 from monitor.config import load_settings
-from monitor.cycle import CycleRunner
+from monitor.cycle.backtest import RecordedReviewers, SimulatedClock, cycle_times
+from monitor.cycle.runner import CycleRunner
+from monitor.demo.simulate import WEEK, HistorySpec, demo_specs, true_rates, write_history
 from monitor.errors import InputError
-from monitor.ingest import OUTPUTS, import_file
-from monitor.simulate import WEEK, HistorySpec, demo_specs, true_rates, write_history
-from monitor.status import collect_status, format_status
+from monitor.intake.ingest import OUTPUTS, import_file
+from monitor.reporting.status import collect_status, format_status
 from monitor.store import cycle_queries as q
 from monitor.store.engine import make_engine, migrate
 
@@ -195,7 +195,7 @@ def _commands(folder: Path, config: Path, files: dict[str, dict[str, Path]]) -> 
 def serve_demo(made: dict[str, Any], specs: Sequence[HistorySpec], port: int) -> int:
     """Serve the demo store on 127.0.0.1:`port` until Ctrl-C or SIGTERM, with tokens to try it."""
     from monitor.api.auth import create_token
-    from monitor.app import build_services, serve
+    from monitor.daemon.app import build_services, serve
 
     settings = load_settings(made["config"]).model_copy(update={"database_url": made["database_url"]})
     engine = make_engine(made["database_url"])
