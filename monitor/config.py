@@ -27,11 +27,30 @@ class _Strict(BaseModel):
 
 
 class DriftSettings(_Strict):
-    """When inputs or outputs count as no longer looking like the baseline."""
+    """When inputs or outputs count as no longer looking like the baseline.
 
-    alpha: float = Field(0.01, gt=0, lt=1, description="false-discovery rate across one cycle's tests")
+    The one place drift's thresholds are set: the daemon's cycles and `aiqm drift` both use them.
+
+    `alpha` (0.01) is the Benjamini-Hochberg false discovery rate over all primary tests (KS for
+    numbers, chi-square for categories) of one comparison; with no drift it bounds the chance of
+    any drifted signal in that comparison by 1 %. A signal drifts only when it is also far enough
+    from the baseline to matter (the effect thresholds below), and the daemon's `drift` trigger
+    fires only after `cycles_to_fire` (2) drifted cycles in a row, so a stable feature does not
+    page anyone on one unlucky week. `aiqm drift`, a one-off comparison of two files, has no
+    second cycle: its 1 % is per comparison.
+
+    `numeric_effect` (0.1): Wasserstein-1 distance over the baseline's standard deviation; for a
+    location shift, the shift in standard deviations (Cohen's d): half of a "small" effect, about a
+    KS D of 0.04. `categorical_effect` (0.05): Jensen-Shannon distance (base 2) of the category
+    shares, a 50/50 split moving to about 56/44. `psi_effect` (0.2): population stability index of
+    the secondary `psi` entries, between the customary 0.1 ("moderate") and 0.25 ("major"); coarser
+    on purpose, and only counted when the signal's primary test is significant.
+    """
+
+    alpha: float = Field(0.01, gt=0, lt=1, description="false-discovery rate across one comparison's tests")
     numeric_effect: float = Field(0.1, gt=0, description="Wasserstein distance / baseline spread")
     categorical_effect: float = Field(0.05, gt=0, description="Jensen-Shannon distance of the tag mix")
+    psi_effect: float = Field(0.2, gt=0, description="population stability index of a `psi` entry")
     cycles_to_fire: int = Field(2, ge=1, description="consecutive drifted cycles before `drift` fires")
     ignore: tuple[str, ...] = Field(
         ("config_version", "model_version"),

@@ -22,7 +22,13 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from monitor.config import FeatureSettings, Settings
-from monitor.decide.drift import OutputColumns, PreparedReference, compare_columns, prepare_reference
+from monitor.decide.drift import (
+    OutputColumns,
+    PreparedReference,
+    compare_columns,
+    prepare_reference,
+    thresholds_of,
+)
 from monitor.decide.judge_agreement import JudgePairs, judge_pairs
 from monitor.decide.quality import LabelledItem, ScopeQuality, cycle_quality
 from monitor.decide.sampling import Candidate, SamplingPlan, draw
@@ -31,7 +37,7 @@ from monitor.decide.triggers import Baseline, CycleFacts, TriggerState, decide
 from monitor.errors import InputError
 from monitor.intake.privacy import delete_unsampled_text
 from monitor.judges.base import Labeller
-from monitor.stats import DriftThresholds, weighted_pass_rate
+from monitor.stats import weighted_pass_rate
 from monitor.store import cycle_queries as q
 from monitor.store import feature_queries as fq
 from monitor.store import sample_queries as sq
@@ -482,12 +488,7 @@ class CycleRunner:
             )
             reference = self._references[key] = prepare_reference(columns)
         current = OutputColumns.from_records(window)
-        thresholds = DriftThresholds(
-            alpha=settings.drift.alpha,
-            numeric_effect=settings.drift.numeric_effect,
-            categorical_effect=settings.drift.categorical_effect,
-        )
-        return compare_columns(reference, current, thresholds)
+        return compare_columns(reference, current, thresholds_of(settings.drift))
 
     def _propose_baseline(
         self,

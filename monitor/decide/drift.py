@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from monitor.config import DriftSettings
 from monitor.stats.drift_result import (
     DriftMeasurement,
     DriftResult,
@@ -46,15 +47,29 @@ from monitor.stats.numeric import NumericReference
 
 __all__ = [
     "CATEGORICAL_FIELDS",
+    "DEFAULT_THRESHOLDS",
     "DriftReport",
     "OutputColumns",
     "PreparedReference",
     "compare_columns",
     "format_report",
     "prepare_reference",
+    "thresholds_of",
 ]
 
-DEFAULT_THRESHOLDS = DriftThresholds()
+
+def thresholds_of(settings: DriftSettings) -> DriftThresholds:
+    """The statistical thresholds of a feature's (or the defaults') drift settings."""
+    return DriftThresholds(
+        alpha=settings.alpha,
+        numeric_effect=settings.numeric_effect,
+        categorical_effect=settings.categorical_effect,
+        psi_effect=settings.psi_effect,
+    )
+
+
+DEFAULT_THRESHOLDS = thresholds_of(DriftSettings())
+"""The configuration's defaults (`monitor.config.DriftSettings`)."""
 
 #: Top-level record fields compared as categories (besides ``segment.<key>``).
 CATEGORICAL_FIELDS = ("user_action", "config_version", "model_version")
@@ -160,7 +175,7 @@ class DriftReport:
     """The verdicts of one comparison: primary entries (``ks``, ``chi2``) and secondary ones."""
 
     signals: list[DriftResult]
-    thresholds: DriftThresholds = field(default_factory=DriftThresholds)
+    thresholds: DriftThresholds = DEFAULT_THRESHOLDS
 
     @property
     def drifted(self) -> list[str]:

@@ -72,34 +72,27 @@ MIN_SAMPLES = 2
 class DriftThresholds:
     """When a difference is a drift: the false-discovery budget and the smallest effects worth a look.
 
-    ``alpha`` (0.001): Benjamini-Hochberg false discovery rate over all primary tests of
-    one comparison. When nothing drifts, BH also bounds the chance of *any* alarm in that
-    comparison by ``alpha``, so this is a false-alarm budget over time: with weekly cycles,
-    1 − 0.999⁵² ≈ 5 % chance of one false drift alarm per stable feature per year (0.01
-    would be 40 %). Weekly windows of a few hundred outputs are where this matters: there
-    any significant difference is also "large" by the effect thresholds below, so the
-    effect sizes cannot filter chance alone. Real shifts worth acting on still give
-    p-values far below 0.001 at those sizes.
+    No defaults here: the one place they are set, and argued, is the configuration's
+    ``DriftSettings`` (``monitor.config``); ``monitor.decide.drift.thresholds_of`` builds these
+    from it, for the daemon and for ``aiqm drift`` alike.
 
-    ``numeric_effect`` (0.1): Wasserstein-1 distance over the baseline's standard deviation.
-    For a location shift it is the shift in baseline standard deviations (Cohen's d): 0.1
-    is half of Cohen's "small" effect, the smallest move in latency, length or confidence
-    an operator would want to hear about; it corresponds to a KS D of about 0.04.
+    ``alpha``: Benjamini-Hochberg false discovery rate over all primary tests of one
+    comparison. When nothing drifts, BH also bounds the chance of *any* alarm in that
+    comparison by ``alpha``.
 
-    ``categorical_effect`` (0.05): Jensen-Shannon distance (base 2) between category shares,
-    also used for every ``js`` entry. 0.05 is a 50/50 split moving to about 56/44, or user
-    actions moving from 80/14/6 % to 75/17/8 %; for a numeric signal binned in deciles it
-    matches a shift of about 0.12 standard deviations, so the two thresholds agree.
+    ``numeric_effect``: Wasserstein-1 distance over the baseline's standard deviation. For a
+    location shift it is the shift in baseline standard deviations (Cohen's d).
 
-    ``psi_effect`` (0.2): population stability index, between the customary 0.1
-    ("moderate") and 0.25 ("major shift"); on deciles a normal shifted by 0.45 standard
-    deviations reaches it. PSI entries are secondary and deliberately coarser.
+    ``categorical_effect``: Jensen-Shannon distance (base 2) between category shares, also
+    used for every ``js`` entry.
+
+    ``psi_effect``: population stability index of a secondary ``psi`` entry.
     """
 
-    alpha: float = 0.001
-    numeric_effect: float = 0.1
-    categorical_effect: float = 0.05
-    psi_effect: float = 0.2
+    alpha: float
+    numeric_effect: float
+    categorical_effect: float
+    psi_effect: float
 
     def __post_init__(self) -> None:
         if not (0.0 < self.alpha < 1.0):
@@ -326,9 +319,7 @@ def _measurements(
     ]
 
 
-def decide(
-    measurements: Sequence[DriftMeasurement], thresholds: DriftThresholds = DriftThresholds()
-) -> list[DriftResult]:
+def decide(measurements: Sequence[DriftMeasurement], thresholds: DriftThresholds) -> list[DriftResult]:
     """Turn one comparison's measurements into verdicts (order kept).
 
     Benjamini-Hochberg runs once over the p-values of all primary entries; a primary entry

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -23,6 +24,9 @@ from monitor.stats.drift_result import MIN_SAMPLES, untested
 
 CONTRACT_KEYS = {"signal", "kind", "test", "statistic", "p_value", "effect", "drifted"}
 
+# The thresholds these tests were written for (the configuration sets the daemon's: monitor.config).
+THRESHOLDS = DriftThresholds(alpha=0.001, numeric_effect=0.1, categorical_effect=0.05, psi_effect=0.2)
+
 
 def _primary(signal: str, p: float, effect: float, kind: str = "numeric") -> DriftMeasurement:
     test = "ks" if kind == "numeric" else "chi2"
@@ -37,20 +41,21 @@ def test_verdict_needs_both_significance_and_effect() -> None:
             _primary("big-but-noise", 0.2, 0.9),
             _primary("category-big", 1e-6, 0.2, "categorical"),
             _primary("category-small", 1e-6, 0.02, "categorical"),
-        ]
+        ],
+        THRESHOLDS,
     )
     assert [r.drifted for r in results] == [True, False, False, True, False]
 
 
 def test_benjamini_hochberg_is_applied_across_the_family() -> None:
     p = [0.004, 0.02, 0.03, 0.04, 0.5]
-    results = decide([_primary(f"s{i}", v, 1.0) for i, v in enumerate(p)], DriftThresholds(alpha=0.05))
+    results = decide([_primary(f"s{i}", v, 1.0) for i, v in enumerate(p)], replace(THRESHOLDS, alpha=0.05))
     rejected, adjusted = benjamini_hochberg(p, 0.05)
     assert [r.drifted for r in results] == rejected.tolist() == [True, True, True, True, False]
     assert [r.p_value_adjusted for r in results] == pytest.approx(adjusted.tolist())
     # alone, 0.04 passes at 0.05; in a family of 20 with nothing else significant it does not
     family = [_primary("x", 0.04, 1.0)] + [_primary(f"n{i}", 0.9, 1.0) for i in range(19)]
-    assert not decide(family, DriftThresholds(alpha=0.05))[0].drifted
+    assert not decide(family, replace(THRESHOLDS, alpha=0.05))[0].drifted
 
 
 def test_secondary_entries_are_gated_by_their_primary() -> None:
@@ -61,16 +66,16 @@ def test_secondary_entries_are_gated_by_their_primary() -> None:
     assert [m.test for m in small] == ["ks", "wasserstein", "psi", "js"]
     assert [m.primary for m in small] == [True, False, False, False]
     assert all(m.p_value is None for m in small[1:])
-    results = decide(small)
-    assert results[2].effect > DriftThresholds().psi_effect  # would be a false alarm if ungated
+    results = decide(small, THRESHOLDS)
+    assert results[2].effect > THRESHOLDS.psi_effect  # would be a false alarm if ungated
     assert not any(r.drifted for r in results)
-    shifted = decide(compare_numeric("shifted", reference, rng.normal(3.0, size=40)))
+    shifted = decide(compare_numeric("shifted", reference, rng.normal(3.0, size=40)), THRESHOLDS)
     assert all(r.drifted for r in shifted)
 
 
 def test_untested_entries_never_drift_and_serialise_as_null() -> None:
     entry = untested("signals.gone", "numeric", 500, 0)
-    (result,) = decide([entry, _primary("other", 1e-9, 1.0)])[:1]
+    (result,) = decide([entry, _primary("other", 1e-9, 1.0)], THRESHOLDS)[:1]
     assert result.p_value is None and not result.drifted
     payload = result.to_json()
     assert payload.keys() >= CONTRACT_KEYS
@@ -94,7 +99,8 @@ def test_categorical_entries() -> None:
             "user_action",
             {"accepted": 800, "rejected": 200},
             {"accepted": 500, "rejected": 480, "retried": 20},
-        )
+        ),
+        THRESHOLDS,
     )
     assert [r.test for r in results] == ["chi2", "js", "psi"]
     assert all(r.drifted for r in results)
@@ -104,7 +110,7 @@ def test_categorical_entries() -> None:
 
 
 def test_thresholds_validate_and_map_tests() -> None:
-    thresholds = DriftThresholds()
+    thresholds = THRESHOLDS
     assert (thresholds.for_test("ks"), thresholds.for_test("chi2"), thresholds.for_test("psi")) == (
         0.1,
         0.05,
@@ -115,7 +121,7 @@ def test_thresholds_validate_and_map_tests() -> None:
         thresholds.for_test("t-test")
     for bad in ({"alpha": 0.0}, {"alpha": 1.0}, {"numeric_effect": -1.0}, {"psi_effect": math.nan}):
         with pytest.raises(ValueError):
-            DriftThresholds(**bad)
+            replace(THRESHOLDS, **bad)
 
 
 @settings(max_examples=40)
@@ -128,7 +134,7 @@ def test_thresholds_validate_and_map_tests() -> None:
 def test_identical_samples_never_drift(values: list[float], counts: dict[str, int]) -> None:
     reference = NumericReference.prepare(values)
     measurements = compare_numeric("x", reference, values) + compare_categorical("t", counts, counts)
-    results = decide(measurements)
+    results = decide(measurements, THRESHOLDS)
     assert not any(r.drifted for r in results)
     for r in results:
         assert r.p_value is None or 0.0 <= r.p_value <= 1.0
@@ -142,9 +148,9 @@ def test_results_independent_of_current_order_and_reproducible(seed: int) -> Non
     rng = np.random.default_rng(seed)
     reference = NumericReference.prepare(rng.normal(size=300))
     current = rng.normal(0.4, size=200)
-    first = decide(compare_numeric("x", reference, current))
-    again = decide(compare_numeric("x", reference, current[::-1].copy()))
+    first = decide(compare_numeric("x", reference, current), THRESHOLDS)
+    again = decide(compare_numeric("x", reference, current[::-1].copy()), THRESHOLDS)
     assert first == again
     rng2 = np.random.default_rng(seed)
     reference2 = NumericReference.prepare(rng2.normal(size=300))
-    assert decide(compare_numeric("x", reference2, rng2.normal(0.4, size=200))) == first
+    assert decide(compare_numeric("x", reference2, rng2.normal(0.4, size=200)), THRESHOLDS) == first
