@@ -230,32 +230,45 @@ def _check_json(value: Any, field: str) -> None:
     otherwise fail (or be changed) at write time, far from the line that caused them.
     """
     if type(value) is str:
-        if "\x00" in value:
-            raise InputError("must not contain the NUL character (\\u0000)", field=field)
+        _check_text(value, field)
         return
     stack: list[tuple[Any, str, int]] = [(value, field, 0)]
     while stack:
         item, where, depth = stack.pop()
         kind = type(item)
-        if kind is dict:
+        if kind is dict or kind is list:
             if depth >= MAX_JSON_DEPTH:
                 raise InputError(f"is nested more than {MAX_JSON_DEPTH} levels deep", field=field)
-            for key, inner in item.items():
-                if type(key) is not str or "\x00" in key:
-                    raise InputError("has a key that is not a string without NUL", field=where)
-                stack.append((inner, f"{where}.{key}", depth + 1))
-        elif kind is list:
-            if depth >= MAX_JSON_DEPTH:
-                raise InputError(f"is nested more than {MAX_JSON_DEPTH} levels deep", field=field)
-            stack.extend((inner, f"{where}[{i}]", depth + 1) for i, inner in enumerate(item))
-        elif kind is str:
-            if "\x00" in item:
-                raise InputError("must not contain the NUL character (\\u0000)", field=where)
-        elif kind is float:
-            if not math.isfinite(item):
-                raise InputError("must be a finite number (NaN and Infinity are not JSON)", field=where)
-        elif not (item is None or kind is bool or kind is int):
-            raise InputError(f"is not a JSON value ({_kind(item)})", field=where)
+            stack.extend(_json_children(item, where, depth + 1))
+        else:
+            _check_json_leaf(item, kind, where)
+
+
+def _check_text(text: str, field: str) -> None:
+    if "\x00" in text:
+        raise InputError("must not contain the NUL character (\\u0000)", field=field)
+
+
+def _json_children(item: Any, where: str, depth: int) -> list[tuple[Any, str, int]]:
+    """The members of a JSON object or array, each with its path; an object's keys checked."""
+    if type(item) is list:
+        return [(inner, f"{where}[{i}]", depth) for i, inner in enumerate(item)]
+    children = []
+    for key, inner in item.items():
+        if type(key) is not str or "\x00" in key:
+            raise InputError("has a key that is not a string without NUL", field=where)
+        children.append((inner, f"{where}.{key}", depth))
+    return children
+
+
+def _check_json_leaf(item: Any, kind: type, where: str) -> None:
+    if kind is str:
+        _check_text(item, where)
+    elif kind is float:
+        if not math.isfinite(item):
+            raise InputError("must be a finite number (NaN and Infinity are not JSON)", field=where)
+    elif not (item is None or kind is bool or kind is int):
+        raise InputError(f"is not a JSON value ({_kind(item)})", field=where)
 
 
 def _unknown_field(name: str) -> InputError:
@@ -289,6 +302,23 @@ def _signals(value: Any) -> dict[str, float]:
     return value  # type: ignore[no-any-return]  # checked above
 
 
+def _optional_string(obj: dict[str, Any], field: str, max_chars: int) -> Any:
+    value = obj.get(field)
+    if value is not None:
+        _string(value, field, max_chars)
+    return value
+
+
+def _check_free_json(record_input: Any, record_output: Any, metadata: Any) -> None:
+    """The free-form parts of an output: any JSON, but one every store can keep."""
+    if record_input is not None:
+        _check_json(record_input, "input")
+    if record_output is not None:
+        _check_json(record_output, "output")
+    if metadata is not None:
+        _check_json(_object(metadata, "metadata"), "metadata")
+
+
 def validate_output(raw: Any) -> OutputRecord:
     """Check one decoded JSON value against CONTRACT section 1."""
     obj = _object(raw, "")
@@ -302,12 +332,8 @@ def validate_output(raw: Any) -> OutputRecord:
     record_id = _string(record_id, "id", 200)
     feature = _feature(feature)
     ts = parse_ts(ts)
-    model_version = obj.get("model_version")
-    if model_version is not None:
-        _string(model_version, "model_version", MAX_VERSION_CHARS)
-    config_version = obj.get("config_version")
-    if config_version is not None:
-        _string(config_version, "config_version", MAX_VERSION_CHARS)
+    model_version = _optional_string(obj, "model_version", MAX_VERSION_CHARS)
+    config_version = _optional_string(obj, "config_version", MAX_VERSION_CHARS)
     segment = obj.get("segment")
     if segment is not None:
         _segment(segment)
@@ -319,15 +345,8 @@ def validate_output(raw: Any) -> OutputRecord:
         raise InputError(
             f"must be one of {', '.join(sorted(USER_ACTIONS))}; got {action!r:.40}", field="user_action"
         )
-    record_input = obj.get("input")
-    if record_input is not None:
-        _check_json(record_input, "input")
-    record_output = obj.get("output")
-    if record_output is not None:
-        _check_json(record_output, "output")
-    metadata = obj.get("metadata")
-    if metadata is not None:
-        _check_json(_object(metadata, "metadata"), "metadata")
+    record_input, record_output, metadata = obj.get("input"), obj.get("output"), obj.get("metadata")
+    _check_free_json(record_input, record_output, metadata)
     return OutputRecord(
         id=record_id,
         feature=feature,

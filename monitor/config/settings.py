@@ -135,27 +135,32 @@ def load_settings(path: str | Path | None = None) -> Settings:
     if chosen:
         file = Path(chosen)
         source = str(file)
-        try:
-            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{file}: no such configuration file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{file}: cannot read: {exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: not valid YAML: {exc}") from None
-        except RecursionError:
-            raise ConfigError(f"{file}: not valid YAML: nested too deeply") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{file}: the top level must be a mapping of settings")
-        odd = [key for key in loaded if not isinstance(key, str)]
-        if odd:
-            raise ConfigError(f"{file}: invalid configuration\n  {odd[0]!r}: unknown key (keys are names)")
-        raw = {**loaded, "config_file": file}
+        raw = {**_read_yaml(file), "config_file": file}
     try:
         return Settings(**raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
     except RecursionError:
         raise ConfigError(f"{source}: invalid configuration: nested too deeply") from None
+
+
+def _read_yaml(file: Path) -> dict[str, Any]:
+    """The file's top-level mapping of settings (empty for an empty file); ConfigError otherwise."""
+    try:
+        loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such configuration file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{file}: not valid YAML: nested too deeply") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping of settings")
+    odd = [key for key in loaded if not isinstance(key, str)]
+    if odd:
+        raise ConfigError(f"{file}: invalid configuration\n  {odd[0]!r}: unknown key (keys are names)")
+    return loaded

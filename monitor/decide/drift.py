@@ -98,53 +98,63 @@ class OutputColumns:
     @classmethod
     def from_records(cls, records: Iterable[Mapping[str, Any]]) -> OutputColumns:
         """Collect the columns in one pass; the records themselves are not kept."""
-        numeric: dict[str, array[float]] = {}
-        categorical: dict[str, Counter[str]] = {}
-        count = 0
-
-        def add_number(name: str, value: Any) -> None:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                return
-            number = float(value)
-            if math.isfinite(number):
-                column = numeric.get(name)
-                if column is None:
-                    column = numeric[name] = array("d")
-                column.append(number)
-
-        def add_category(name: str, value: Any) -> None:
-            if value is None:
-                return
-            counter = categorical.get(name)
-            if counter is None:
-                counter = categorical[name] = Counter()
-            counter[value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)] += 1
-
+        collector = _ColumnCollector()
         for record in records:
-            count += 1
-            for side in ("input", "output"):
-                known = record.get(f"{side}_length")  # the store keeps lengths, not always texts
-                if known is not None:
-                    add_number(f"{side}_length", known)
-                elif record.get(side) is not None:
-                    add_number(f"{side}_length", text_length(record[side]))
-            signals = record.get("signals")
-            if isinstance(signals, Mapping):
-                for name, value in signals.items():
-                    add_number(f"signals.{name}", value)
-            segment = record.get("segment")
-            if isinstance(segment, Mapping):
-                for key, value in segment.items():
-                    add_category(f"segment.{key}", value)
-            for name in CATEGORICAL_FIELDS:
-                add_category(name, record.get(name))
+            collector.add(record)
         return cls(
             numeric={
-                name: np.frombuffer(column, dtype=np.float64).copy() for name, column in numeric.items()
+                name: np.frombuffer(column, dtype=np.float64).copy()
+                for name, column in collector.numeric.items()
             },
-            categorical=categorical,
-            records=count,
+            categorical=collector.categorical,
+            records=collector.count,
         )
+
+
+class _ColumnCollector:
+    """Appends one record at a time to growing numeric columns and category counts."""
+
+    def __init__(self) -> None:
+        self.numeric: dict[str, array[float]] = {}
+        self.categorical: dict[str, Counter[str]] = {}
+        self.count = 0
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        self.count += 1
+        for side in ("input", "output"):
+            known = record.get(f"{side}_length")  # the store keeps lengths, not always texts
+            if known is not None:
+                self.add_number(f"{side}_length", known)
+            elif record.get(side) is not None:
+                self.add_number(f"{side}_length", text_length(record[side]))
+        signals = record.get("signals")
+        if isinstance(signals, Mapping):
+            for name, value in signals.items():
+                self.add_number(f"signals.{name}", value)
+        segment = record.get("segment")
+        if isinstance(segment, Mapping):
+            for key, value in segment.items():
+                self.add_category(f"segment.{key}", value)
+        for name in CATEGORICAL_FIELDS:
+            self.add_category(name, record.get(name))
+
+    def add_number(self, name: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return
+        number = float(value)
+        if math.isfinite(number):
+            column = self.numeric.get(name)
+            if column is None:
+                column = self.numeric[name] = array("d")
+            column.append(number)
+
+    def add_category(self, name: str, value: Any) -> None:
+        if value is None:
+            return
+        counter = self.categorical.get(name)
+        if counter is None:
+            counter = self.categorical[name] = Counter()
+        counter[value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)] += 1
 
 
 @dataclass(frozen=True)

@@ -47,22 +47,29 @@ def _check(value: Any, schema: Mapping[str, Any], path: str, errors: list[str], 
     if "enum" in schema and value not in schema["enum"]:
         errors.append(f"{path}: {value!r} is not one of {schema['enum']!r}")
     if isinstance(value, dict):
-        for key in schema.get("required", ()):
-            if key not in value:
-                errors.append(f"{path}: missing required property {key!r}")
-        properties: Mapping[str, Any] = schema.get("properties") or {}
-        extra = schema.get("additionalProperties", True)
-        for key, item in value.items():
-            if key in properties:
-                _check(item, properties[key], f"{path}.{key}", errors, limit)
-            elif extra is False:
-                errors.append(f"{path}: property {key!r} is not allowed")
-            elif isinstance(extra, dict):
-                _check(item, extra, f"{path}.{key}", errors, limit)
+        _check_object(value, schema, path, errors, limit)
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         for index, item in enumerate(value):
             _check(item, schema["items"], f"{path}[{index}]", errors, limit)
     del errors[limit:]
+
+
+def _check_object(
+    value: dict[str, Any], schema: Mapping[str, Any], path: str, errors: list[str], limit: int
+) -> None:
+    """`required`, `properties` and `additionalProperties` of an object."""
+    for key in schema.get("required", ()):
+        if key not in value:
+            errors.append(f"{path}: missing required property {key!r}")
+    properties: Mapping[str, Any] = schema.get("properties") or {}
+    extra = schema.get("additionalProperties", True)
+    for key, item in value.items():
+        if key in properties:
+            _check(item, properties[key], f"{path}.{key}", errors, limit)
+        elif extra is False:
+            errors.append(f"{path}: property {key!r} is not allowed")
+        elif isinstance(extra, dict):
+            _check(item, extra, f"{path}.{key}", errors, limit)
 
 
 def _type_name(value: Any) -> str:
