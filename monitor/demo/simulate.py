@@ -94,6 +94,55 @@ def simulate(spec: HistorySpec) -> Iterator[tuple[dict[str, Any], dict[str, Any]
         volume = int(curve_at(spec.volume, week) * rng.uniform(0.9, 1.1))
         if volume <= 0:
             continue
+        draws = _WeekDraws.draw(rng, spec, week, volume)
+        labels_open = spec.labels_until_week is None or week < spec.labels_until_week
+        for i in range(volume):
+            n += 1
+            output = draws.output(spec, f"{spec.feature}-{n:07d}", i)
+            label = _label(spec.feature, output["id"], bool(draws.ok[i])) if draws.labelled[i] else None
+            yield output, label if labels_open else None
+
+
+def _action(ok: bool, draw: float) -> str:
+    """What the user did with the output: mostly accepted when it was good, rejected or redone if not."""
+    if ok:
+        return "accepted" if draw < 0.80 else "edited" if draw < 0.94 else "ignored"
+    return "rejected" if draw < 0.40 else "edited" if draw < 0.73 else "retried" if draw < 0.95 else "ignored"
+
+
+def _label(feature: str, output_id: str, ok: bool) -> dict[str, Any]:
+    label: dict[str, Any] = {
+        "output_id": output_id,
+        "feature": feature,
+        "verdict": "pass" if ok else "fail",
+        "source": "human:reviewer",
+    }
+    if not ok:
+        label["reason"] = "wrong or unhelpful answer"
+    return label
+
+
+@dataclass(frozen=True)
+class _WeekDraws:
+    """One week's random draws, made in a fixed order so that a seed gives the same history."""
+
+    week_start: datetime
+    tags: dict[str, np.ndarray]
+    ok: np.ndarray
+    offsets: np.ndarray
+    tokens_out: np.ndarray
+    tokens_in: np.ndarray
+    confidence: np.ndarray
+    latency: np.ndarray
+    action_draw: np.ndarray
+    labelled: np.ndarray
+    topics: np.ndarray
+    tickets: np.ndarray
+    config_version: str
+    model_version: str
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, spec: HistorySpec, week: int, volume: int) -> _WeekDraws:
         tags = {key: _pick(rng, mix, week, volume) for key, mix in spec.segments.items()}
         rate = np.full(volume, curve_at(spec.pass_rate, week))
         for rule in spec.segment_rules:
@@ -107,60 +156,48 @@ def simulate(spec: HistorySpec) -> Iterator[tuple[dict[str, Any], dict[str, Any]
         confidence = np.where(ok, rng.beta(9, 2, volume), rng.beta(4, 4, volume))
         confidence = np.clip(confidence + curve_at(spec.confidence_shift, week), 0.0, 1.0)
         latency = rng.lognormal(np.log(900), 0.35, volume) * (0.6 + tokens_out / 300)
-        action_draw = rng.random(volume)
-        labelled = rng.random(volume) < spec.label_fraction
-        topics = rng.integers(0, len(TOPICS), volume)
-        tickets = rng.integers(1000, 99999, volume)
-        config_version = _version(spec.config_versions, week)
-        model_version = _version(spec.model_versions, week)
-        week_start = spec.start + week * WEEK
-        for i in range(volume):
-            n += 1
-            segment = {key: str(values[i]) for key, values in tags.items()}
-            language = segment.get("language", "en")
-            if ok[i]:
-                action = (
-                    "accepted" if action_draw[i] < 0.80 else "edited" if action_draw[i] < 0.94 else "ignored"
-                )
-            else:
-                action = (
-                    "rejected"
-                    if action_draw[i] < 0.40
-                    else "edited"
-                    if action_draw[i] < 0.73
-                    else "retried"
-                    if action_draw[i] < 0.95
-                    else "ignored"
-                )
-            output = {
-                "id": f"{spec.feature}-{n:07d}",
-                "feature": spec.feature,
-                "ts": (week_start + timedelta(seconds=float(offsets[i]))).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "input": f"{OPENERS.get(language, OPENERS['en'])} {TOPICS[topics[i]]} #{tickets[i]}",
-                "output": "draft reply " + "lorem " * int(tokens_out[i] // 6),
-                "model_version": model_version,
-                "config_version": config_version,
-                "segment": segment,
-                "signals": {
-                    "confidence": round(float(confidence[i]), 4),
-                    "latency_ms": round(float(latency[i]), 1),
-                    "tokens_in": int(tokens_in[i]),
-                    "tokens_out": int(tokens_out[i]),
-                    "cost_usd": round(float(tokens_in[i] * 2.5e-6 + tokens_out[i] * 1e-5), 6),
-                },
-                "user_action": action,
-            }
-            label = None
-            if labelled[i] and (spec.labels_until_week is None or week < spec.labels_until_week):
-                label = {
-                    "output_id": output["id"],
-                    "feature": spec.feature,
-                    "verdict": "pass" if ok[i] else "fail",
-                    "source": "human:reviewer",
-                }
-                if not ok[i]:
-                    label["reason"] = "wrong or unhelpful answer"
-            yield output, label
+        return cls(
+            week_start=spec.start + week * WEEK,
+            tags=tags,
+            ok=ok,
+            offsets=offsets,
+            tokens_out=tokens_out,
+            tokens_in=tokens_in,
+            confidence=confidence,
+            latency=latency,
+            action_draw=rng.random(volume),
+            labelled=rng.random(volume) < spec.label_fraction,
+            topics=rng.integers(0, len(TOPICS), volume),
+            tickets=rng.integers(1000, 99999, volume),
+            config_version=_version(spec.config_versions, week),
+            model_version=_version(spec.model_versions, week),
+        )
+
+    def output(self, spec: HistorySpec, output_id: str, i: int) -> dict[str, Any]:
+        """The i-th logged output of the week (CONTRACT section 1)."""
+        segment = {key: str(values[i]) for key, values in self.tags.items()}
+        language = segment.get("language", "en")
+        tokens_in, tokens_out = self.tokens_in[i], self.tokens_out[i]
+        return {
+            "id": output_id,
+            "feature": spec.feature,
+            "ts": (self.week_start + timedelta(seconds=float(self.offsets[i]))).strftime(
+                "%Y-%m-%dT%H:%M:%S.%fZ"
+            ),
+            "input": f"{OPENERS.get(language, OPENERS['en'])} {TOPICS[self.topics[i]]} #{self.tickets[i]}",
+            "output": "draft reply " + "lorem " * int(tokens_out // 6),
+            "model_version": self.model_version,
+            "config_version": self.config_version,
+            "segment": segment,
+            "signals": {
+                "confidence": round(float(self.confidence[i]), 4),
+                "latency_ms": round(float(self.latency[i]), 1),
+                "tokens_in": int(tokens_in),
+                "tokens_out": int(tokens_out),
+                "cost_usd": round(float(tokens_in * 2.5e-6 + tokens_out * 1e-5), 6),
+            },
+            "user_action": _action(bool(self.ok[i]), float(self.action_draw[i])),
+        }
 
 
 def true_rates(spec: HistorySpec) -> list[float]:

@@ -162,16 +162,7 @@ def weighted_pass_rate(
     B. I. Graubard (1998), "Confidence intervals for proportions with small expected
     number of positive counts estimated from survey data", Survey Methodology 24:193-201.
     """
-    y = as_1d_float(passed, "passed")
-    pi = as_1d_float(inclusion_prob, "inclusion_prob")
-    if y.size == 0:
-        raise ValueError("weighted_pass_rate needs at least one observation")
-    if y.shape != pi.shape:
-        raise ValueError(f"passed and inclusion_prob differ in length ({y.size} != {pi.size})")
-    if not bool(np.all(np.isfinite(y))) or bool(np.any((y < 0.0) | (y > 1.0))):
-        raise ValueError("passed must hold values in [0, 1]")
-    if not bool(np.all(np.isfinite(pi))) or bool(np.any((pi <= 0.0) | (pi > 1.0))):
-        raise ValueError("inclusion probabilities must be in (0, 1]")
+    y, pi = _checked_design(passed, inclusion_prob)
     weights = 1.0 / pi
     # The Hájek estimator is scale invariant; normalising by the largest weight makes the
     # equal-probability case exact (all weights are then exactly 1.0).
@@ -192,6 +183,23 @@ def weighted_pass_rate(
         method="weighted-wilson",
         confidence=confidence,
     )
+
+
+def _checked_design(
+    passed: npt.ArrayLike, inclusion_prob: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The verdicts in [0, 1] and their inclusion probabilities in (0, 1], as float arrays."""
+    y = as_1d_float(passed, "passed")
+    pi = as_1d_float(inclusion_prob, "inclusion_prob")
+    if y.size == 0:
+        raise ValueError("weighted_pass_rate needs at least one observation")
+    if y.shape != pi.shape:
+        raise ValueError(f"passed and inclusion_prob differ in length ({y.size} != {pi.size})")
+    if not bool(np.all(np.isfinite(y))) or bool(np.any((y < 0.0) | (y > 1.0))):
+        raise ValueError("passed must hold values in [0, 1]")
+    if not bool(np.all(np.isfinite(pi))) or bool(np.any((pi <= 0.0) | (pi > 1.0))):
+        raise ValueError("inclusion probabilities must be in (0, 1]")
+    return y, pi
 
 
 def _stratified_effective_n(
