@@ -212,11 +212,11 @@ class MonitorClient:
                 status, reason = None, type(exc).__name__
             else:
                 status, reason = response.status_code, f"HTTP {response.status_code}"
-            if status == 200:
+            if status == httpx.codes.OK:
                 with self._cond:
                     self._sent += len(batch)
                 return
-            if status == 422:
+            if status == httpx.codes.UNPROCESSABLE_ENTITY:
                 bad = _bad_indices(response)
                 if not bad or len(bad) >= len(batch):
                     with self._cond:
@@ -264,7 +264,7 @@ class MonitorClient:
             return None, self.retry_after
         except Exception:
             return None, self.retry_after
-        if response.status_code != 200:
+        if response.status_code != httpx.codes.OK:
             self._warn_once(
                 f"mode-{response.status_code}",
                 f"reading the mode of {feature!r} answered HTTP {response.status_code}; using the default",

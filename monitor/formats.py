@@ -8,7 +8,17 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-__all__ = ["FEATURE_NAME_PATTERN", "FEATURE_NAME_RE", "format_ts", "format_ts_or_none", "is_feature_name"]
+__all__ = [
+    "CRON_FIELDS",
+    "FEATURE_NAME_PATTERN",
+    "FEATURE_NAME_RE",
+    "format_ts",
+    "format_ts_or_none",
+    "is_feature_name",
+]
+
+CRON_FIELDS = 5
+"""A schedule is a standard cron expression: minute hour day month weekday, in UTC."""
 
 FEATURE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 """A feature's name: 1 to 64 letters, digits, `_`, `.` or `-` (also a judge's name)."""

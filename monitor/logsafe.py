@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["MASK", "Redactor", "install", "redact", "settings_secrets"]
 
 MASK = "***"
+MIN_SECRET_CHARS = 6  # shorter literal values would mask ordinary words
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*:)(?P<secret>[^\s@/'\"]+)(?=@)")
 _BEARER = re.compile(r"(?P<head>\b[Bb]earer\s+)(?P<secret>[A-Za-z0-9._~+/=\-]+)")
 _PARAM = re.compile(
@@ -44,7 +45,7 @@ class Redactor(logging.Filter):
 
     def add(self, secrets: Iterable[str]) -> None:
         """Mask these literal values too (ignoring ones too short to be secrets)."""
-        self._secrets.update(s for s in secrets if s and len(s) >= 6)
+        self._secrets.update(s for s in secrets if s and len(s) >= MIN_SECRET_CHARS)
 
     def add_env(self, names: Iterable[str]) -> None:
         """Mask the values of these environment variables."""

@@ -18,7 +18,7 @@ from typing import IO, Any, Literal
 import orjson
 
 from monitor.errors import InputError
-from monitor.formats import is_feature_name
+from monitor.formats import FEATURE_NAME_RE, is_feature_name
 
 USER_ACTIONS = frozenset({"accepted", "edited", "rejected", "retried", "ignored"})
 VERDICTS = frozenset({"pass", "fail", "unsure"})
@@ -178,26 +178,25 @@ def _string(value: Any, field: str, max_chars: int, min_chars: int = 1) -> str:
     return value
 
 
+# A value's type in JSON's words, for error messages; bool before int (a bool is an int).
+_JSON_KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (type(None), "null"),
+    (bool, "a boolean"),
+    ((int, float), "a number"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "an object"),
+)
+
+
 def _kind(value: Any) -> str:
     """A value's type in JSON's words, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    return next((name for kinds, name in _JSON_KINDS if isinstance(value, kinds)), type(value).__name__)
 
 
 def _feature(value: Any) -> str:
     if type(value) is not str or not is_feature_name(value):
-        raise InputError(f"must match [A-Za-z0-9_.-]{{1,64}}, got {value!r:.80}", field="feature")
+        raise InputError(f"must match {FEATURE_NAME_RE.pattern}, got {value!r:.80}", field="feature")
     return value
 
 

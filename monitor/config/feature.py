@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from monitor.config.base import _Strict
 from monitor.config.judges import JudgeAgreementSettings, JudgeSettings
+from monitor.formats import CRON_FIELDS
 
 __all__ = ["DriftSettings", "FeatureSettings"]
 
@@ -104,7 +105,7 @@ class FeatureSettings(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron_has_five_fields(cls, value: str) -> str:
-        if len(value.split()) != 5:
+        if len(value.split()) != CRON_FIELDS:
             raise ValueError("must be a cron expression with five fields: minute hour day month weekday")
         return value
 

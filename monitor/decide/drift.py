@@ -234,10 +234,13 @@ def compare_columns(
     return DriftReport(signals=decide(measurements, thresholds), thresholds=thresholds)
 
 
+_SCIENTIFIC_FROM = 1e6  # a table cell this large (or smaller than its digits show) is written 1.23e+06
+
+
 def _cell(value: float | None, digits: int = 4) -> str:
     if value is None or not math.isfinite(value):
         return "-"
-    if value != 0.0 and (abs(value) < 10.0**-digits or abs(value) >= 1e6):
+    if value != 0.0 and (abs(value) < 10.0**-digits or abs(value) >= _SCIENTIFIC_FROM):
         return f"{value:.2e}"
     return f"{value:.{digits}f}"
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.triggers.cron import CronTrigger
 
 from monitor.errors import ConfigError
+from monitor.formats import CRON_FIELDS
 
 WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -21,7 +22,7 @@ def _standard_weekdays(field: str) -> str:
 def cron(expression: str) -> CronTrigger:
     """A trigger for a standard five-field cron expression, in UTC."""
     fields = expression.split()
-    if len(fields) != 5:
+    if len(fields) != CRON_FIELDS:
         raise ConfigError(f"schedule {expression!r} must have five fields: minute hour day month weekday")
     minute, hour, day, month, weekday = fields
     try:

@@ -49,13 +49,16 @@ def history_end(now: datetime) -> datetime:
     return monday if monday + timedelta(hours=CYCLE_HOUR) <= now else monday - WEEK
 
 
+STEADY_WITHIN = 0.01  # a true pass rate that moves less than a point over the history is steady
+
+
 def _describe(spec: HistorySpec) -> str:
     rates = true_rates(spec)
     versions = sorted(spec.config_versions.items()) + sorted(spec.model_versions.items())
     changes = [f"{name} in week {week + 1}" for week, name in versions if week > 0]
     trend = (
         f"true pass rate steady at {rates[0]:.0%}"
-        if max(rates) - min(rates) < 0.01
+        if max(rates) - min(rates) < STEADY_WITHIN
         else f"true pass rate {rates[0]:.0%} in week 1, {rates[-1]:.0%} in week {spec.weeks}"
     )
     return trend + (f"; {', '.join(changes)} went live" if changes else "")

@@ -103,11 +103,15 @@ def simulate(spec: HistorySpec) -> Iterator[tuple[dict[str, Any], dict[str, Any]
             yield output, label if labels_open else None
 
 
+# What users do with an output, as cumulative shares: mostly accept a good one, reject or redo a bad one.
+ACTIONS_IF_GOOD = (("accepted", 0.80), ("edited", 0.94), ("ignored", 1.0))
+ACTIONS_IF_BAD = (("rejected", 0.40), ("edited", 0.73), ("retried", 0.95), ("ignored", 1.0))
+
+
 def _action(ok: bool, draw: float) -> str:
-    """What the user did with the output: mostly accepted when it was good, rejected or redone if not."""
-    if ok:
-        return "accepted" if draw < 0.80 else "edited" if draw < 0.94 else "ignored"
-    return "rejected" if draw < 0.40 else "edited" if draw < 0.73 else "retried" if draw < 0.95 else "ignored"
+    """The action whose cumulative share first exceeds the uniform draw in [0, 1)."""
+    table = ACTIONS_IF_GOOD if ok else ACTIONS_IF_BAD
+    return next((name for name, upto in table if draw < upto), table[-1][0])
 
 
 def _label(feature: str, output_id: str, ok: bool) -> dict[str, Any]:

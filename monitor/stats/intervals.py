@@ -202,6 +202,9 @@ def _checked_design(
     return y, pi
 
 
+_MIN_PER_STRATUM = 2  # a stratum's variance needs two items
+
+
 def _stratified_effective_n(
     y: npt.NDArray[np.float64],
     weights: npt.NDArray[np.float64],
@@ -217,7 +220,7 @@ def _stratified_effective_n(
     names, codes = np.unique(np.asarray(strata, dtype=object).astype(str), return_inverse=True)
     z = weights * (y - p_hat) / total
     counts = np.bincount(codes, minlength=names.size).astype(np.float64)
-    if bool(np.any(counts < 2)):
+    if bool(np.any(counts < _MIN_PER_STRATUM)):
         return None
     means = np.bincount(codes, weights=z, minlength=names.size) / counts
     squares = np.bincount(codes, weights=(z - means[codes]) ** 2, minlength=names.size)

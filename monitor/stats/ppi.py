@@ -10,7 +10,9 @@ import numpy.typing as npt
 from monitor.stats._common import as_1d_float, z_value
 from monitor.stats.intervals import Estimate
 
-__all__ = ["prediction_powered_pass_rate"]
+__all__ = ["MIN_ITEMS", "prediction_powered_pass_rate"]
+
+MIN_ITEMS = 2  # human labels, and judge scores without one, that the estimate needs at least
 
 
 def prediction_powered_pass_rate(
@@ -48,7 +50,7 @@ def prediction_powered_pass_rate(
     f_unlabelled = as_1d_float(judge_on_unlabelled, "judge_on_unlabelled")
     if y.shape != f_labelled.shape:
         raise ValueError(f"human and judge_on_human differ in length ({y.size} != {f_labelled.size})")
-    if y.size < 2 or f_unlabelled.size < 2:
+    if y.size < MIN_ITEMS or f_unlabelled.size < MIN_ITEMS:
         raise ValueError("prediction-powered inference needs >= 2 human labels and >= 2 unlabelled scores")
     for name, array in (("human", y), ("judge_on_human", f_labelled), ("judge_on_unlabelled", f_unlabelled)):
         if not bool(np.all(np.isfinite(array))):
