@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import httpx
     import uvicorn
 
-    from monitor.daemon.services import Services
+    from monitor.daemon.services import Notifications, Services
     from monitor.judges.base import Labeller
 
 log = logging.getLogger("monitor.serve")
@@ -81,13 +81,13 @@ def build_services(
     clock: Callable[[], datetime] = _now,
     labellers: Sequence[Labeller] = (),
     scheduler: bool = True,
-    notifier: Any = None,
+    notifier: Notifications | None = None,
 ) -> Services:
     """The daemon's services over the configured store (or `engine`), with a scheduler unless told not."""
-    from monitor.api.auth import TokenBook
     from monitor.cycle.runner import CycleRunner
     from monitor.daemon.scheduler import FeatureScheduler
     from monitor.daemon.services import Services
+    from monitor.daemon.tokens import TokenBook
     from monitor.metrics.exporter import build_registry
 
     engine = engine if engine is not None else open_store(settings)

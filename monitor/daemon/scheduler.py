@@ -194,8 +194,11 @@ class FeatureScheduler:
 
     def notify(self) -> None:
         """Send the trigger transitions that are due (new, or waiting for their next round)."""
+        notifier = self.services.notifier
+        if notifier is None:
+            return
         try:
-            self.services.notifier.deliver_new()
+            notifier.deliver_new()
         except Exception:
             log.exception("sending the due notifications failed; tried again in %d s", NOTIFY_SECONDS)
 
