@@ -341,9 +341,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    from monitor.api.auth import create_token
     from monitor.config import load_settings
     from monitor.daemon.app import open_store
+    from monitor.daemon.tokens import create_token
 
     engine = open_store(load_settings(args.config))
     token = create_token(engine, args.name, args.role, _now())
@@ -356,9 +356,9 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    from monitor.api.auth import revoke_token
     from monitor.config import load_settings
     from monitor.daemon.app import open_store
+    from monitor.daemon.tokens import revoke_token
 
     if not revoke_token(open_store(load_settings(args.config)), args.name, _now()):
         raise NotFound(f"no token named {args.name!r} (or it was revoked already)")

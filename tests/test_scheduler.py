@@ -208,6 +208,21 @@ def test_a_changed_schedule_updates_the_job_and_keeps_a_missed_run(
     assert job.next_run_time.minute == 15 and job.next_run_time - datetime.now(UTC) <= timedelta(hours=1)
 
 
+def test_a_schedules_grace_is_measured_on_the_daemons_clock(
+    engine: Engine, schedulers: Callable[[Services], FeatureScheduler]
+) -> None:
+    """The misfire grace is the schedule's longest gap after the daemon's now (`services.clock`)."""
+    february = "0 6 * 2 *"  # every day of February: after the 28th, eleven months until the next run
+    settings = Settings(features={CONFIGURED: FeatureSettings(owner="team@example.com", schedule=february)})
+    late_february = datetime(2026, 2, 25, 6, 30, tzinfo=UTC)
+    for now, grace in ((late_february, timedelta(days=338)), (CLOCK, timedelta(days=1))):
+        services = build_services(settings, engine=engine, clock=lambda now=now: now, scheduler=False)
+        scheduler = schedulers(services)
+        scheduler.start()
+        assert scheduler.jobs()[CONFIGURED].misfire_grace_time == grace.total_seconds()
+        scheduler.shutdown()
+
+
 def test_never_two_cycles_of_one_feature_at_once(logged: Engine) -> None:
     gate = threading.Event()
     services, counting = make_services(logged, gate=gate)

@@ -1,12 +1,8 @@
-"""Who is calling: bearer tokens with roles, and the review page's signed session cookie.
+"""Who is calling, over HTTP: the bearer token or the review page's signed session cookie.
 
-Tokens come from the config (`tokens:`, each stored as the sha256 of the token) and from
-`aiqm token create` (the `api_tokens` table, again only the hash). A presented token is hashed
-and compared with every known hash by `hmac.compare_digest`, all of them every time, so the
-answer takes the same time whichever token (if any) matches.
-
-Roles (CONTRACT section 4): `ingest`, `review`, `read`, `admin`; `admin` may do everything.
-Missing or wrong credentials: 401 with `WWW-Authenticate: Bearer`; right token, wrong role: 403.
+The tokens, roles and their lookup are the daemon's (`monitor.daemon.tokens`); this module is
+the HTTP side of them. Missing or wrong credentials: 401 with `WWW-Authenticate: Bearer`; right
+token, wrong role: 403.
 
 `require(*roles)` is a FastAPI dependency; it finds the daemon's `Services` on
 `request.app.state.services` (set by `monitor.api.app.create_app`).
@@ -19,143 +15,30 @@ import binascii
 import hashlib
 import hmac
 import json
-import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, get_args
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import HTTPException, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
-from monitor.config import Role, Settings
-from monitor.errors import InputError
-from monitor.store.tables import api_tokens
+from monitor.config import Role
+from monitor.daemon.tokens import ROLES, Principal
 
 if TYPE_CHECKING:
-    from monitor.daemon.read_cache import ReadCache
     from monitor.daemon.services import Services
 
 __all__ = [
-    "ROLES",
     "SESSION_COOKIE",
     "Principal",
-    "TokenBook",
     "close_session",
-    "create_token",
-    "hash_token",
     "open_session",
     "read_session",
     "require",
-    "revoke_token",
+    "session_value",
 ]
 
-ROLES: tuple[Role, ...] = get_args(Role)
 SESSION_COOKIE = "aiqm_session"
-MAX_TOKEN_CHARS = 512  # longer is not a token of ours; refuse before hashing megabytes
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller: the token's (or session's) name and its role."""
-
-    name: str
-    role: Role
-
-    def allows(self, *roles: Role) -> bool:
-        """Whether this caller may act in one of `roles` (`admin` may act in every role)."""
-        return self.role == "admin" or self.role in roles
-
-
-def hash_token(token: str) -> str:
-    """The sha256 hex digest that is stored in place of a token."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-Candidates = list[tuple[str, Principal]]
-_STORED_TOKENS = ("stored-tokens",)  # the read cache's key
-
-
-class TokenBook:
-    """Looks tokens up among the config's and the store's (not revoked) hashes."""
-
-    def __init__(self, settings: Settings, engine: Engine) -> None:
-        self._configured = [(t.sha256, Principal(t.name, t.role)) for t in settings.tokens]
-        self._engine = engine
-
-    def stored(self) -> Candidates:
-        """The store's tokens that are not revoked, as (sha256, principal)."""
-        query = select(api_tokens.c.token_sha256, api_tokens.c.name, api_tokens.c.role).where(
-            api_tokens.c.revoked_at.is_(None)
-        )
-        with self._engine.connect() as conn:
-            return [
-                (digest, Principal(name, role)) for digest, name, role in conn.execute(query) if role in ROLES
-            ]
-
-    def lookup(self, token: str) -> Principal | None:
-        """The principal holding `token` (the store read now), or None."""
-        if not _plausible(token):
-            return None
-        return self._match(token, self.stored())
-
-    async def find(self, token: str, cache: ReadCache) -> Principal | None:
-        """`lookup` with the store's tokens kept in `cache`: a revoked token is refused within the
-        cache's lifetime; an unknown one makes the store be read again, so a new token works at once."""
-        if not _plausible(token):
-            return None
-        found = self._match(token, await cache.get(_STORED_TOKENS, self.stored))
-        if found is None:
-            found = self._match(token, await cache.refresh(_STORED_TOKENS, self.stored))
-        return found
-
-    def _match(self, token: str, stored: Candidates) -> Principal | None:
-        """Compares with every candidate, whichever matches, so the time does not tell which did."""
-        digest = hash_token(token).encode("ascii")
-        found: Principal | None = None
-        for candidate, principal in [*self._configured, *stored]:
-            if hmac.compare_digest(candidate.encode("ascii"), digest) and found is None:
-                found = principal
-        return found
-
-
-def _plausible(token: str) -> bool:
-    return bool(token) and len(token) <= MAX_TOKEN_CHARS  # longer: refused before hashing megabytes
-
-
-def create_token(engine: Engine, name: str, role: str, now: datetime) -> str:
-    """Mint a token for `role`, store only its hash under `name`, return the token (shown once)."""
-    if role not in ROLES:
-        raise InputError(f"must be one of {', '.join(ROLES)}; got {role!r:.40}", field="--role")
-    if not name.strip() or len(name) > 200:
-        raise InputError("must be 1 to 200 characters long", field="--name")
-    token = secrets.token_urlsafe(32)
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                insert(api_tokens).values(
-                    name=name, role=role, token_sha256=hash_token(token), created_at=now, revoked_at=None
-                )
-            )
-    except IntegrityError:
-        raise InputError(
-            f"a token named {name!r} exists already; choose another name", field="--name"
-        ) from None
-    return token
-
-
-def revoke_token(engine: Engine, name: str, now: datetime) -> bool:
-    """Revoke the stored token called `name`; False when there is none (or it was revoked)."""
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(api_tokens)
-            .where(api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-    return bool(result.rowcount)
 
 
 # --------------------------------------------------------------------------- the session cookie

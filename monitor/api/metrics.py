@@ -21,8 +21,8 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client.registry import CollectorRegistry
 
-from monitor.api.auth import MAX_TOKEN_CHARS
 from monitor.daemon.services import Services
+from monitor.daemon.tokens import MAX_TOKEN_CHARS
 from monitor.metrics.exporter import TextExposition, build_registry
 
 __all__ = ["router"]

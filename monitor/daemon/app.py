@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     import httpx
     import uvicorn
 
-    from monitor.daemon.services import Services
+    from monitor.daemon.services import Notifications, Services
+    from monitor.intake.privacy import RetentionLoop
     from monitor.judges.base import Labeller
 
 log = logging.getLogger("monitor.serve")
@@ -81,13 +82,13 @@ def build_services(
     clock: Callable[[], datetime] = _now,
     labellers: Sequence[Labeller] = (),
     scheduler: bool = True,
-    notifier: Any = None,
+    notifier: Notifications | None = None,
 ) -> Services:
     """The daemon's services over the configured store (or `engine`), with a scheduler unless told not."""
-    from monitor.api.auth import TokenBook
     from monitor.cycle.runner import CycleRunner
     from monitor.daemon.scheduler import FeatureScheduler
     from monitor.daemon.services import Services
+    from monitor.daemon.tokens import TokenBook
     from monitor.metrics.exporter import build_registry
 
     engine = engine if engine is not None else open_store(settings)
@@ -205,59 +206,76 @@ def serve(
     On SIGTERM the daemon stops taking requests and jobs, lets a running cycle finish, and exits.
     `on_ready(url)` is called once the socket listens (before the app has started).
     """
-    import uvicorn
+    import httpx
 
-    from monitor.api.app import create_app
+    from monitor.intake.privacy import RetentionLoop
 
     configure_logging(settings)
     # Batches of outputs are parsed and validated in worker threads while the status endpoint,
     # which the AI app polls, must answer in milliseconds: hand the GIL over every 0.5 ms rather
     # than Python's default 5 ms, so a short request never queues behind a long one's time slice.
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-    import httpx
-
     http = httpx.Client(timeout=30) if services is None and settings.webhooks else None
     services = services if services is not None else daemon_services(settings, http)
     sock: socket.socket | None = None
-    from monitor.intake.privacy import RetentionLoop
-
     retention = RetentionLoop.start_for(settings, services.engine, services.clock)
     try:
         sock = listen(host or settings.server.host, settings.server.port if port is None else port)
-        url = base_url(sock)
-        app = create_app(services)
-        config = uvicorn.Config(
-            app,
-            log_config=None,
-            access_log=True,
-            lifespan="on",
-            timeout_graceful_shutdown=15,
-            server_header=False,
-        )
-        server = _server_class()(config)
-        log.info(
-            "serving on %s (store %s, %d configured token(s))",
-            url,
-            services.engine.url.render_as_string(hide_password=True),
-            len(settings.tokens),
-        )
-        if on_ready is not None:
-            on_ready(url)
-        # What is imported and built by now lives as long as the process: take it out of the
-        # collector's sight, so a full collection scans only what requests create (on the load
-        # benchmark a full collection went from ~110 ms, a status poll's worst wait, to ~6 ms).
-        gc.collect()
-        gc.freeze()
-        server.run(sockets=[sock])
-        if not server.started:
-            raise MonitorError("the daemon did not start (see the log above)")
-        log.info("stopped")
+        _run_http(settings, services, sock, on_ready)
     finally:
-        if retention is not None:
-            retention.stop()
-        if sock is not None:
-            sock.close()
-        if http is not None:
-            http.close()
-        services.engine.dispose()
+        _release(services, sock, retention, http)
     return 0
+
+
+def _run_http(
+    settings: Settings, services: Services, sock: socket.socket, on_ready: Callable[[str], None] | None
+) -> None:
+    """Serve the HTTP app (and, through its lifespan, the scheduler) on `sock` until stopped."""
+    import uvicorn
+
+    from monitor.api.app import create_app
+
+    url = base_url(sock)
+    app = create_app(services)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=True,
+        lifespan="on",
+        timeout_graceful_shutdown=15,
+        server_header=False,
+    )
+    server = _server_class()(config)
+    log.info(
+        "serving on %s (store %s, %d configured token(s))",
+        url,
+        services.engine.url.render_as_string(hide_password=True),
+        len(settings.tokens),
+    )
+    if on_ready is not None:
+        on_ready(url)
+    # What is imported and built by now lives as long as the process: take it out of the
+    # collector's sight, so a full collection scans only what requests create (on the load
+    # benchmark a full collection went from ~110 ms, a status poll's worst wait, to ~6 ms).
+    gc.collect()
+    gc.freeze()
+    server.run(sockets=[sock])
+    if not server.started:
+        raise MonitorError("the daemon did not start (see the log above)")
+    log.info("stopped")
+
+
+def _release(
+    services: Services,
+    sock: socket.socket | None,
+    retention: RetentionLoop | None,
+    http: httpx.Client | None,
+) -> None:
+    """What `serve` opened, closed in the reverse order."""
+    if retention is not None:
+        retention.stop()
+    if sock is not None:
+        sock.close()
+    if http is not None:
+        http.close()
+    services.engine.dispose()

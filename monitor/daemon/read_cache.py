@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from fastapi.concurrency import run_in_threadpool
+import anyio.to_thread
 
 __all__ = ["ReadCache"]
 
@@ -108,7 +108,7 @@ class ReadCache:
     async def _read(self, key: Hashable, read: Callable[[], Any]) -> Any:
         read_at, read_for = self._monotonic(), self._clock()
         try:
-            value = await run_in_threadpool(read)
+            value = await anyio.to_thread.run_sync(read)
         except Exception:
             if self._reading.get(key) is asyncio.current_task():
                 self._entries.pop(key, None)  # the next asker reads again and meets the error itself

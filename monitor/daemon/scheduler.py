@@ -27,7 +27,13 @@ a session-level advisory lock) runs the jobs, the others stand by and take over 
 
 Jobs in the store refer to the function `run_scheduled_cycle` and to `(key, feature)`, where
 `key` names the running `FeatureScheduler` of this process for that store (jobs are pickled:
-the scheduler itself cannot be stored in them).
+the scheduler itself cannot be stored in them). APScheduler drops a stored job whose function
+reference no longer imports, so when the function moves, the references stored by earlier
+releases are rewritten before the jobs are loaded (`MOVED_FUNCTIONS`).
+
+Two clocks: which cycle is due, which one was interrupted and a schedule's period are the
+daemon's clock's (`services.clock`, which tests set); a job's next run time is APScheduler's,
+which fires jobs by the wall clock (`_timer_now`), and no injected clock moves it.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -49,18 +55,25 @@ from sqlalchemy import select
 from monitor.decide.schedule import cron, last_fire_time, period
 from monitor.errors import InputError
 from monitor.store.cycle_queries import feature_names
+from monitor.store.scheduler_jobs import JOBS_TABLE, point_jobs_at_moved_functions
 from monitor.store.tables import cycles
 
 if TYPE_CHECKING:
+    from apscheduler.job import Job
+
     from monitor.cycle.runner import CycleOutcome
     from monitor.daemon.leader import Leadership
     from monitor.daemon.services import Services
 
-__all__ = ["JOBS_TABLE", "FeatureScheduler", "job_id", "run_scheduled_cycle"]
+__all__ = ["JOBS_TABLE", "MOVED_FUNCTIONS", "FeatureScheduler", "job_id", "run_scheduled_cycle"]
 
 log = logging.getLogger(__name__)
 
-JOBS_TABLE = "aiqm_scheduler_jobs"
+MOVED_FUNCTIONS: Mapping[str, str] = {
+    # Where `run_scheduled_cycle` lived before (old -> new `module:function`). A store may skip
+    # releases: a later move adds a line and points the earlier ones at the new place too.
+    "monitor.scheduler:run_scheduled_cycle": "monitor.daemon.scheduler:run_scheduled_cycle",
+}
 DIGEST_SECONDS = 60  # how often the leader sends the digests that are due
 NOTIFY_SECONDS = 60  # how often the leader sends the notifications that are due
 SYNC_SECONDS = 60  # how often features that appeared in the store (say by `aiqm ingest`) get jobs
@@ -158,28 +171,47 @@ class FeatureScheduler:
             if other is not None and other is not self and other.running:
                 raise RuntimeError("another scheduler of this process runs on the same store")
             _REGISTRY[self.key] = self
-        self._scheduler.start(paused=True)
         try:
+            self._upgrade_stored_jobs()  # before APScheduler loads (or drops) them
+            self._scheduler.start(paused=True)
             self.sync()
             self._finish_interrupted()
-            # The leader's own chores, in memory (every leader adds them again when elected).
-            self._every("aiqm:sync", self.sync_seconds, self.sync)
-            pull = self.services.settings.pull
-            if pull.jsonl_dirs or pull.sql is not None:  # pull mode: only the leader pulls
-                self._every("aiqm:pull", pull.interval_seconds, self.pull, at_once=True)
-            if self.services.notifier is not None:  # transitions waiting for a receiver
-                self._every("aiqm:notify", NOTIFY_SECONDS, self.notify)
-            if self.services.settings.digest is not None:  # digests queued, or failed and waited
-                self._every("aiqm:digests", DIGEST_SECONDS, self.send_digests)
+            self._add_chores()
         except BaseException:
             self._stop_jobs(wait=False)
             raise
         self._scheduler.resume()
         log.info("scheduler started with %d feature job(s)", len(self.jobs()))
 
+    def _upgrade_stored_jobs(self) -> None:
+        """Point jobs stored by an earlier release, whose function has moved since, at its place now."""
+        rewritten = point_jobs_at_moved_functions(self.services.engine, MOVED_FUNCTIONS)
+        if rewritten:
+            log.info("pointed %d stored job(s) at the moved cycle function: %s", len(rewritten), rewritten)
+
+    def _add_chores(self) -> None:
+        """The leader's own chores, in memory (every leader adds them again when elected)."""
+        self._every("aiqm:sync", self.sync_seconds, self.sync)
+        pull = self.services.settings.pull
+        if pull.jsonl_dirs or pull.sql is not None:  # pull mode: only the leader pulls
+            self._every("aiqm:pull", pull.interval_seconds, self.pull, at_once=True)
+        if self.services.notifier is not None:  # transitions waiting for a receiver
+            self._every("aiqm:notify", NOTIFY_SECONDS, self.notify)
+        if self.services.settings.digest is not None:  # digests queued, or failed and waited
+            self._every("aiqm:digests", DIGEST_SECONDS, self.send_digests)
+
+    def _timer_now(self) -> datetime:
+        """APScheduler's now: the time a job's next run time is compared with and set from.
+
+        APScheduler fires jobs by the wall clock (it reads `datetime.now` itself, to wait and to
+        judge misfires), so job times cannot follow `services.clock`: a test's clock months in
+        the past would make every job look overdue by months.
+        """
+        return datetime.now(self._scheduler.timezone)
+
     def _every(self, job: str, seconds: float, run: Callable[[], None], *, at_once: bool = False) -> None:
         """Run `run` every `seconds` on this (the leader's) scheduler; first now, or after `seconds`."""
-        first = {"next_run_time": datetime.now(UTC)} if at_once else {}
+        first = {"next_run_time": self._timer_now()} if at_once else {}
         self._scheduler.add_job(
             run, "interval", seconds=seconds, id=job, jobstore="memory", replace_existing=True, **first
         )
@@ -194,8 +226,11 @@ class FeatureScheduler:
 
     def notify(self) -> None:
         """Send the trigger transitions that are due (new, or waiting for their next round)."""
+        notifier = self.services.notifier
+        if notifier is None:
+            return
         try:
-            self.services.notifier.deliver_new()
+            notifier.deliver_new()
         except Exception:
             log.exception("sending the due notifications failed; tried again in %d s", NOTIFY_SECONDS)
 
@@ -255,7 +290,7 @@ class FeatureScheduler:
 
     # ------------------------------------------------------------------ jobs
 
-    def jobs(self) -> dict[str, Any]:
+    def jobs(self) -> dict[str, Job]:
         """The stored feature jobs by feature name (APScheduler `Job`s)."""
         return {
             job.args[1]: job
@@ -288,11 +323,11 @@ class FeatureScheduler:
             return
         wanted = sorted({*self.services.settings.features, *stored, *features})
         existing = self.jobs()
-        now = datetime.now(UTC)
+        daemon_now, now = self.services.clock(), self._timer_now()
         for feature in wanted:
             expression = self.services.settings.feature(feature).schedule
             trigger = cron(expression)
-            grace = max(60, int(period(expression, now).total_seconds()))
+            grace = max(60, int(period(expression, daemon_now).total_seconds()))
             job = existing.get(feature)
             if job is None:
                 self._scheduler.add_job(
@@ -326,7 +361,7 @@ class FeatureScheduler:
 
     def _finish_interrupted(self) -> None:
         """A feature whose latest due cycle was left `running` (a crash) runs it again at start."""
-        now = datetime.now(UTC)
+        now = self._timer_now()
         with self.services.engine.connect() as conn:
             unfinished = {
                 (feature, at)

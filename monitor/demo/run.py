@@ -197,8 +197,8 @@ def _commands(folder: Path, config: Path, files: dict[str, dict[str, Path]]) -> 
 
 def serve_demo(made: dict[str, Any], specs: Sequence[HistorySpec], port: int) -> int:
     """Serve the demo store on 127.0.0.1:`port` until Ctrl-C or SIGTERM, with tokens to try it."""
-    from monitor.api.auth import create_token
     from monitor.daemon.app import build_services, serve
+    from monitor.daemon.tokens import create_token
 
     settings = load_settings(made["config"]).model_copy(update={"database_url": made["database_url"]})
     engine = make_engine(made["database_url"])

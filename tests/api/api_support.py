@@ -17,10 +17,10 @@ import uvicorn
 from sqlalchemy import Engine
 
 from monitor.api.app import create_app
-from monitor.api.auth import ROLES, create_token
 from monitor.config import FeatureSettings, Settings
 from monitor.daemon.app import base_url, build_services, listen
 from monitor.daemon.services import Services
+from monitor.daemon.tokens import ROLES, create_token
 
 NOW = datetime(2026, 3, 2, 6, 30, tzinfo=UTC)  # half an hour after a Monday 06:00 cycle
 FEATURE = "support-reply"

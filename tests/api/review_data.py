@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, insert, select
 
 from monitor.api.app import create_app
-from monitor.api.auth import TokenBook, create_token
 from monitor.config import FeatureSettings, Settings
 from monitor.cycle.runner import CycleRunner
 from monitor.daemon.services import Services
+from monitor.daemon.tokens import TokenBook, create_token
 from monitor.records import LabelRecord, validate_output
 from monitor.store import review_queries as rq
 from monitor.store.tables import judge_runs, labels, review_flags

@@ -1,37 +1,22 @@
-"""Who may do what: every route with no token, a wrong token, each role; config tokens stored as
-sha256; tokens from `aiqm token create` (printed once, stored hashed, revocable); the review
-session cookie signed, HttpOnly and SameSite=Strict, refused when tampered with or expired."""
+"""Who may do what over HTTP: every route with no token, a wrong token, each role; a config token
+works; a minted token works at once and a revoked one is refused; the review session cookie
+signed, HttpOnly and SameSite=Strict, refused when tampered with or expired. (The tokens
+themselves, hashed, minted and revoked: tests/test_tokens.py.)"""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING
 
 import pytest
 from api_support import FEATURE, NOW, Site, mint, output, settings_for, site
 from fastapi import Response
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from starlette.requests import Request
 
-from monitor.api.auth import (
-    SESSION_COOKIE,
-    Principal,
-    TokenBook,
-    create_token,
-    hash_token,
-    open_session,
-    read_session,
-    revoke_token,
-    session_value,
-)
-from monitor.config import Settings, TokenSettings
-from monitor.errors import InputError
-from monitor.store.tables import api_tokens
-
-if TYPE_CHECKING:
-    from conftest import CliRunner
+from monitor.api.auth import SESSION_COOKIE, open_session, read_session, session_value
+from monitor.config import TokenSettings
+from monitor.daemon.tokens import Principal, hash_token, revoke_token
 
 
 @pytest.fixture
@@ -91,19 +76,6 @@ def test_health_and_schema_are_open(api: Site) -> None:
     assert body["type"] == "array"
 
 
-def test_config_tokens_are_stored_as_their_sha256(engine: Engine) -> None:
-    token = "a-config-token-of-the-ops-team"
-    settings = Settings(
-        tokens=(TokenSettings(name="ops", role="read", sha256=hashlib.sha256(token.encode()).hexdigest()),)
-    )
-    book = TokenBook(settings, engine)
-    assert book.lookup(token) == Principal("ops", "read")
-    assert book.lookup(token + "x") is None
-    assert book.lookup("") is None
-    assert book.lookup("x" * 100_000) is None
-    assert hash_token(token) == hashlib.sha256(token.encode()).hexdigest()
-
-
 def test_a_config_token_works_over_http(engine: Engine) -> None:
     token = "config-ingest-token-0123456789"
     settings = settings_for().model_copy(
@@ -114,47 +86,6 @@ def test_a_config_token_works_over_http(engine: Engine) -> None:
             "/v1/outputs", json=[output(1)], headers={"Authorization": f"Bearer {token}"}
         )
         assert stored.status_code == 200 and stored.json()["stored"] == 1
-
-
-def test_created_tokens_are_stored_hashed_and_can_be_revoked(engine: Engine) -> None:
-    token = create_token(engine, "app", "ingest", NOW)
-    assert len(token) >= 40
-    with engine.connect() as conn:
-        row = conn.execute(select(api_tokens)).mappings().one()
-    assert row["token_sha256"] == hash_token(token) and token not in str(dict(row))
-    book = TokenBook(Settings(), engine)
-    assert book.lookup(token) == Principal("app", "ingest")
-    with pytest.raises(InputError, match="exists already"):
-        create_token(engine, "app", "read", NOW)
-    with pytest.raises(InputError) as bad_role:
-        create_token(engine, "other", "superuser", NOW)
-    assert bad_role.value.field == "--role"
-    assert revoke_token(engine, "app", NOW)
-    assert not revoke_token(engine, "app", NOW)
-    assert book.lookup(token) is None
-
-
-def test_aiqm_token_create_prints_the_token_alone(aiqm: CliRunner, tmp_path: object, store_url: str) -> None:
-    env = {"AIQM_DATABASE_URL": store_url}
-    made = aiqm("token", "create", "--role", "review", "--name", "ana", env=env)
-    assert made.code == 0, made.err
-    token = made.out.strip()
-    assert made.out == token + "\n" and " " not in token
-    assert "shown only this once" in made.err and token not in made.err
-    again = aiqm("token", "create", "--role", "review", "--name", "ana", env=env)
-    assert again.code == 2 and "exists already" in again.err and again.out == ""
-    bad = aiqm("token", "create", "--role", "root", "--name", "x", env=env)
-    assert bad.code == 2
-    from monitor.store.engine import make_engine
-
-    engine = make_engine(store_url)
-    try:
-        assert TokenBook(Settings(), engine).lookup(token) == Principal("ana", "review")
-        assert aiqm("token", "revoke", "--name", "ana", env=env).code == 0
-        assert TokenBook(Settings(), engine).lookup(token) is None
-        assert aiqm("token", "revoke", "--name", "ana", env=env).code == 2
-    finally:
-        engine.dispose()
 
 
 def _request_with(cookie: str | None) -> Request:
