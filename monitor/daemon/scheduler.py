@@ -81,8 +81,11 @@ _REGISTRY: dict[str, FeatureScheduler] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
+JOB_PREFIX = "cycle:"
+
+
 def job_id(feature: str) -> str:
-    return f"cycle:{feature}"
+    return f"{JOB_PREFIX}{feature}"
 
 
 def run_scheduled_cycle(key: str, feature: str) -> None:
@@ -295,7 +298,7 @@ class FeatureScheduler:
         return {
             job.args[1]: job
             for job in self._scheduler.get_jobs(jobstore="default")
-            if job.id.startswith("cycle:") and len(job.args) == 2
+            if job.id.startswith(JOB_PREFIX) and len(job.args) == len(("key", "feature"))
         }
 
     def next_run_time(self, feature: str) -> datetime | None:

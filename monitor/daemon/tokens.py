@@ -105,12 +105,15 @@ def _plausible(token: str) -> bool:
     return bool(token) and len(token) <= MAX_TOKEN_CHARS  # longer: refused before hashing megabytes
 
 
+MAX_NAME_CHARS = 200
+
+
 def create_token(engine: Engine, name: str, role: str, now: datetime) -> str:
     """Mint a token for `role`, store only its hash under `name`, return the token (shown once)."""
     if role not in ROLES:
         raise InputError(f"must be one of {', '.join(ROLES)}; got {role!r:.40}", field="--role")
-    if not name.strip() or len(name) > 200:
-        raise InputError("must be 1 to 200 characters long", field="--name")
+    if not name.strip() or len(name) > MAX_NAME_CHARS:
+        raise InputError(f"must be 1 to {MAX_NAME_CHARS} characters long", field="--name")
     token = secrets.token_urlsafe(32)
     if not token_queries.insert_token(engine, name, role, hash_token(token), now):
         raise InputError(f"a token named {name!r} exists already; choose another name", field="--name")
