@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 import monitor
 from monitor.config import Settings
+from monitor.decide.modes import Facts, Override, StoredMode, Trigger, resolve_mode
 from monitor.decide.schedule import period
 from monitor.metrics.families import Families, in_order, ts
 from monitor.metrics.results import fill_results
@@ -116,7 +117,7 @@ class QualityCollector(Collector):
     @staticmethod
     def _state_key(data: MetricsData) -> Any:
         return (
-            tuple((f.name, f.mode, f.mode_reason) for f in data.features.values()),
+            tuple((f.name, f.mode, f.mode_reason, f.mode_by_override) for f in data.features.values()),
             tuple(sorted(data.overrides.items())),
             data.results_version[0],  # the trigger states come with the cycles
             tuple(sorted(data.cycles.items())),
@@ -209,20 +210,17 @@ class QualityCollector(Collector):
                     out.add("aiqm_budget_usd_per_week", (name,), budget)
 
     def _mode(self, name: str, data: MetricsData) -> str:
-        """As the status endpoint says: an override in force wins; an override that ended gives
-        the mode back to the `fallback` trigger (see `monitor.api.modes`)."""
-        if name in data.overrides:
-            return data.overrides[name]
+        """The feature's mode as `monitor.decide.modes.resolve_mode` gives it (the status
+        endpoint's): an override in force wins; one that ended hands back to the triggers."""
         row = data.features.get(name)
-        if row is None:
-            return "normal"
-        if row.mode_reason.startswith("manual override:"):
-            firing = any(
-                t.trigger == "fallback" and t.scope == "all" and t.state == "firing"
-                for t in data.triggers.get(name, [])
-            )
-            return self.settings.feature(name).fallback_mode if firing else "normal"
-        return row.mode
+        override = data.overrides.get(name)
+        facts = Facts(
+            override=Override(override) if override is not None else None,
+            stored=None if row is None else StoredMode(row.mode, row.mode_reason, None, row.mode_by_override),
+            triggers=[Trigger(t.trigger, t.scope, t.state) for t in data.triggers.get(name, [])],
+            has_cycle=name in data.latest,
+        )
+        return resolve_mode(facts, self.settings.feature(name).fallback_mode).mode
 
     def _fill_results(self, out: Families, data: MetricsData, _now: datetime) -> None:
         fill_results(out, data, self.settings)
