@@ -20,6 +20,7 @@ from sqlalchemy import Engine, event, func, insert, literal, select
 from monitor.config import Settings
 from monitor.cycle.runner import window_cost
 from monitor.metrics.exporter import METRICS, QualityCollector, TextExposition, build_registry
+from monitor.store import cycle_queries as q
 from monitor.store import feature_queries as fq
 from monitor.store import review_queries as rq
 from monitor.store import tables as t
@@ -342,6 +343,26 @@ def test_every_change_reaches_the_next_scrape(engine: Engine, tmp_path: Path) ->
     assert value(samples, "aiqm_notifications_failed_total", **f, kind="webhook") == 0
     assert value(samples, "aiqm_notifications_retrying", **f, kind="digest") == 0
     assert value(samples, "aiqm_notifications_failed_total", **f, kind="digest") == 1
+
+
+def test_the_mode_is_resolved_as_the_status_endpoint_resolves_it(engine: Engine, tmp_path: Path) -> None:
+    """An override in force sets `aiqm_feature_mode`; once its `until` passes, the triggers do,
+    although the features row still holds the override's mode (no cycle ran since)."""
+    history = build_history(engine, tmp_path / "history")
+    at = history.cycle_times[-1] + timedelta(days=1)
+    clock = [at]
+    with engine.begin() as conn:  # what `POST /v1/features/{feature}/override` stores
+        fq.add_override(conn, FEATURE, "normal", "deploy", at, until=at + timedelta(hours=1))
+        q.set_feature_mode(conn, FEATURE, "normal", "manual override: deploy", at, by_override=True)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(QualityCollector(engine, SETTINGS, lambda: clock[0]))
+    exposition = TextExposition(registry)
+    _, samples = scrape(exposition)
+    assert value(samples, "aiqm_feature_mode", feature=FEATURE, mode="normal") == 1
+    clock[0] = at + timedelta(hours=2)
+    _, samples = scrape(exposition)
+    assert value(samples, "aiqm_feature_mode", feature=FEATURE, mode="review") == 1  # fallback fires
+    assert value(samples, "aiqm_feature_mode", feature=FEATURE, mode="normal") == 0
 
 
 def test_running_totals_count_rows_committed_late() -> None:

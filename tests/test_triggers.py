@@ -149,6 +149,15 @@ def test_a_manual_override_wins_over_fallback(override_mode: str) -> None:
     assert decision.mode_reason == "manual override: incident 42"
 
 
+def test_the_decision_says_whether_an_override_set_the_mode() -> None:
+    """The cycle stores it, so that the mode is known to end with the override (not by its text)."""
+    _, states, _ = replay(SETTINGS, facts([0.93, 0.50, 0.50, 0.50]))
+    overridden = decide(SETTINGS, BASELINE, facts([0.5, 0.5]), states, ("normal", "fallback says so"), T0)
+    assert overridden.mode_by_override and overridden.mode == "normal"
+    by_triggers = decide(SETTINGS, BASELINE, facts([0.5, 0.5]), states, None, T0)
+    assert not by_triggers.mode_by_override and by_triggers.mode_reason.startswith("fallback: ")
+
+
 def test_transitions_carry_numbers_and_the_owner_they_are_for() -> None:
     _, _, transitions = replay(SETTINGS, facts([0.93, 0.50, 0.50, 0.50]))
     flat = [t for cycle in transitions for t in cycle]

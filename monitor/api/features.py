@@ -18,10 +18,11 @@ from pydantic import ValidationError
 
 from monitor.api.auth import Principal, require
 from monitor.api.batches import BodyTooLarge, read_body
-from monitor.api.modes import FeatureMode, known_features, mode_of, trigger_mode
+from monitor.api.modes import FeatureMode, known_features, mode_of
 from monitor.api.problems import ApiError, unprocessable
 from monitor.api.schemas import FeatureList, FeatureStatus, OverrideIn
 from monitor.daemon.services import Services
+from monitor.decide.modes import Facts, Override, resolve_mode, trigger_mode
 from monitor.errors import InputError
 from monitor.records import loads
 from monitor.store import cycle_queries as q
@@ -49,17 +50,21 @@ async def polled_mode(services: Services, feature: str) -> FeatureMode | None:
 def set_override(services: Services, feature: str, body: OverrideIn, caller: Principal) -> FeatureMode:
     """Store the override (or end it) and set the feature's mode at once."""
     now = services.clock()
+    fallback_mode = services.settings.feature(feature).fallback_mode
     with services.engine.begin() as conn:
         if mode_of(conn, services.settings, feature, now) is None:
             raise _not_found(feature)
         ensure_feature(conn, feature, now)
         fq.clear_overrides(conn, feature, now)
-        if body.mode is None:
-            mode, reason = trigger_mode(q.trigger_state_rows(conn, feature), services.settings, feature)
+        if body.mode is None:  # the triggers decide again
+            mode, reason = trigger_mode(q.trigger_states_of(conn, feature), fallback_mode)
             q.set_feature_mode(conn, feature, mode, reason or f"override cleared by {caller.name}", now)
         else:
             fq.add_override(conn, feature, body.mode, body.reason, now, until=body.until, set_by=caller.name)
-            q.set_feature_mode(conn, feature, body.mode, f"manual override: {body.reason}", now)
+            resolved = resolve_mode(Facts(override=Override(body.mode, body.reason, now)), fallback_mode)
+            q.set_feature_mode(
+                conn, feature, resolved.mode, resolved.reason, now, by_override=resolved.by_override
+            )
         found = mode_of(conn, services.settings, feature, now)
     assert found is not None
     return found
@@ -101,7 +106,12 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def router(services: Services) -> APIRouter:
     routes = APIRouter(tags=["features"])
+    _reads(routes, services)
+    _overrides(routes, services)
+    return routes
 
+
+def _reads(routes: APIRouter, services: Services) -> None:
     @routes.get(
         "/v1/features", response_model=FeatureList, responses=_RESPONSES, summary="Every feature's mode"
     )
@@ -126,6 +136,8 @@ def router(services: Services) -> APIRouter:
             raise _not_found(feature)
         return found.to_json()
 
+
+def _overrides(routes: APIRouter, services: Services) -> None:
     @routes.post(
         "/v1/features/{feature}/override",
         response_model=FeatureStatus,
@@ -162,5 +174,3 @@ def router(services: Services) -> APIRouter:
         found = await run_in_threadpool(set_override, services, feature, OverrideIn(mode=None), caller)
         services.read_cache.put(("mode", feature), found)
         return found.to_json()
-
-    return routes

@@ -34,12 +34,14 @@ from monitor.api.features import polled_mode
 from monitor.api.modes import FeatureMode, known_features, mode_of
 from monitor.api.schemas import OfrepBulk, OfrepFailure, OfrepSuccess
 from monitor.daemon.services import Services
+from monitor.decide.modes import Source
 from monitor.errors import InputError
+from monitor.formats import format_ts
 from monitor.records import loads
 
 __all__ = ["evaluation", "router"]
 
-REASONS = {"override": "STATIC", "cycle": "TARGETING_MATCH", "default": "DEFAULT"}
+REASONS: dict[Source, str] = {"override": "STATIC", "cycle": "TARGETING_MATCH", "default": "DEFAULT"}
 POLL_MS = 30_000  # providers need not poll bulk evaluations more often: cycles are rare
 
 
@@ -47,7 +49,7 @@ def evaluation(found: FeatureMode) -> dict[str, Any]:
     """One flag's OFREP success body."""
     metadata: dict[str, Any] = {"reason": found.reason}
     if found.since is not None:
-        metadata["since"] = found.since.isoformat().replace("+00:00", "Z")
+        metadata["since"] = format_ts(found.since)
     firing = sorted({t["trigger"] for t in found.triggers if t["state"] == "firing"})
     if firing:
         metadata["firing"] = ",".join(firing)

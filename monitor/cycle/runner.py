@@ -326,7 +326,7 @@ class CycleRunner:
             (r["trigger"], r["scope"]): _state_from_row(r) for r in q.trigger_state_rows(conn, feature)
         }
         override_row = q.active_override(conn, feature, at)
-        override = (override_row["mode"], override_row["reason"]) if override_row else None
+        override = (override_row.mode, override_row.reason) if override_row else None
         decision = decide(
             settings, baseline, history, previous_states, override, at, stale_history=everything
         )
@@ -390,7 +390,9 @@ class CycleRunner:
                 for t in decision.transitions
             ],
         )
-        q.set_feature_mode(conn, feature, decision.mode, decision.mode_reason, now)
+        q.set_feature_mode(
+            conn, feature, decision.mode, decision.mode_reason, now, by_override=decision.mode_by_override
+        )
         final = q.cycle_row(conn, feature, at)
         assert final is not None
         return outcome_from_row(final)

@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 from monitor.config import FeatureSettings
 from monitor.decide.judge_agreement import JudgePairs
+from monitor.decide.modes import Facts, Override, resolve_mode
 from monitor.decide.quality import ScopeQuality
 from monitor.stats.sequential import BernoulliCusum
 
@@ -138,6 +139,8 @@ class Decision:
     transitions: list[Transition]
     mode: str
     mode_reason: str
+    mode_by_override: bool
+    """An override in force set the mode (it holds only while that override lasts)."""
     next_sample_size: int
 
 
@@ -451,12 +454,13 @@ def decide(
     for key, before in previous.items():  # a scope that no longer has a condition keeps its state
         if key not in states:
             states[key] = replace(before)
-    mode, mode_reason = "normal", ""
-    fallback_state = states.get(("fallback", "all"))
-    if fallback_state is not None and fallback_state.state == "firing":
-        mode, mode_reason = settings.fallback_mode, f"fallback: {fallback_state.reason}"
-    if override is not None:
-        mode, mode_reason = override[0], f"manual override: {override[1]}"
+    # The mode this cycle stores: nothing stored counts any more, the triggers just moved.
+    facts = Facts(
+        override=Override(override[0], override[1]) if override is not None else None,
+        triggers=list(states.values()),
+        has_cycle=True,
+    )
+    mode = resolve_mode(facts, settings.fallback_mode)
     starved = ("stale", "all") in conditions and conditions[("stale", "all")].level != "ok"
     size = settings.max_sample_size if escalate and not starved else settings.sample_size
-    return Decision(states, transitions, mode, mode_reason, size)
+    return Decision(states, transitions, mode.mode, mode.reason, mode.by_override, size)

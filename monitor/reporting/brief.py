@@ -1,7 +1,8 @@
 """The launch brief: one page on what a feature is for, who decides, and what happens when it degrades.
 
 `collect_brief` reads the feature's settings (and, when the store knows the feature, its
-current mode and baseline); `format_brief` prints it. `aiqm brief` and the weekly digest use it.
+current mode, resolved by `monitor.decide.modes.resolve_mode`, and baseline); `format_brief`
+prints it. `aiqm brief` and the weekly digest use it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from monitor.config import Settings
+from monitor.decide.modes import resolve_mode
 from monitor.errors import NotFound
 from monitor.store import cycle_queries as q
+from monitor.store import feature_queries as fq
 
 UNOWNED = ("", "unassigned")
 
@@ -29,26 +32,25 @@ def missing_brief_items(settings: Settings, name: str) -> list[str]:
     return missing
 
 
-def collect_brief(settings: Settings, name: str, engine: Engine | None = None) -> dict[str, Any]:
+def collect_brief(
+    settings: Settings, name: str, engine: Engine | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     """The brief's facts; NotFound when neither the config nor the store knows the feature."""
-    row: dict[str, Any] | None = None
+    rows = fq.ModeRows(None)
     baseline: dict[str, Any] | None = None
-    override: dict[str, Any] | None = None
     if engine is not None:
         with engine.connect() as conn:
-            row = q.feature_row(conn, name)
-            if row is not None:
+            rows = fq.mode_rows(conn, name, now or datetime.now(UTC))
+            if rows.stored is not None:
                 baseline = q.active_baseline(conn, name)
-                override = q.active_override(conn, name, datetime.now(UTC))
-    if name not in settings.features and row is None:
+    if name not in settings.features and rows.stored is None:
         known = ", ".join(sorted(settings.features)) or "none"
         raise NotFound(f"no feature {name!r} in the config or the store (features in the config: {known})")
     feature = settings.feature(name)
     mode = None
-    if override is not None:
-        mode = f"{override['mode']} (manual override: {override['reason']})"
-    elif row is not None:
-        mode = row["mode"] + (f" ({row['mode_reason']})" if row["mode_reason"] else "")
+    if rows.stored is not None:  # as `aiqm status` resolves it: an ended override no longer counts
+        resolved = resolve_mode(rows, feature.fallback_mode)
+        mode = resolved.mode + (f" ({resolved.reason})" if resolved.reason else "")
     return {
         "feature": name,
         "owner": feature.owner,

@@ -265,29 +265,74 @@ def trigger_event_rows(conn: Connection, feature: str) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def active_override(conn: Connection, feature: str, now: datetime) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class OverrideRow:
+    """A row of `mode_overrides`: a mode a person set by hand."""
+
+    mode: str
+    reason: str
+    until: datetime | None
+    set_at: datetime
+    set_by: str
+    cleared_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TriggerStateRow:
+    """A row of `trigger_states`: where a trigger of the feature stands after the latest cycle."""
+
+    trigger: str
+    scope: str
+    state: str
+    since: datetime
+    reason: str
+    evidence: Mapping[str, Any]
+
+
+def active_override(conn: Connection, feature: str, now: datetime) -> OverrideRow | None:
+    """The override in force at `now`: the latest one set and not cleared, until its `until` passes."""
     query = (
-        select(mode_overrides)
+        select(
+            mode_overrides.c.mode,
+            mode_overrides.c.reason,
+            mode_overrides.c.until,
+            mode_overrides.c.set_at,
+            mode_overrides.c.set_by,
+            mode_overrides.c.cleared_at,
+        )
         .where(
             mode_overrides.c.feature == feature,
             mode_overrides.c.cleared_at.is_(None),
             mode_overrides.c.set_at <= now,
         )
         .order_by(mode_overrides.c.set_at.desc(), mode_overrides.c.pk.desc())
+        .limit(1)
     )
-    for row in conn.execute(query).mappings():
-        if row["until"] is None or row["until"] > now:
-            return dict(row)
+    row = conn.execute(query).first()
+    if row is None or (row.until is not None and row.until <= now):
         return None
-    return None
+    return OverrideRow(row.mode, row.reason, row.until, row.set_at, row.set_by, row.cleared_at)
 
 
-def set_feature_mode(conn: Connection, feature: str, mode: str, reason: str, now: datetime) -> None:
+def set_feature_mode(
+    conn: Connection, feature: str, mode: str, reason: str, now: datetime, *, by_override: bool = False
+) -> None:
+    """Store the feature's mode; `by_override` says an override set it (it holds while that lasts)."""
     current = conn.execute(select(features.c.mode).where(features.c.name == feature)).scalar()
-    values: dict[str, Any] = {"mode": mode, "mode_reason": reason}
+    values: dict[str, Any] = {"mode": mode, "mode_reason": reason, "mode_by_override": by_override}
     if current != mode:
         values["mode_since"] = now
     conn.execute(update(features).where(features.c.name == feature).values(**values))
+
+
+def trigger_states_of(conn: Connection, feature: str) -> list[TriggerStateRow]:
+    """The feature's trigger states, as typed rows."""
+    c = trigger_states.c
+    query = select(c.trigger, c.scope, c.state, c.since, c.reason, c.evidence).where(c.feature == feature)
+    return [
+        TriggerStateRow(row.trigger, row.scope, row.state, row.since, row.reason, row.evidence or {})
+        for row in conn.execute(query)
+    ]
 
 
 def feature_names(conn: Connection) -> list[str]:

@@ -1,21 +1,86 @@
 """Queries behind what a person does to a feature by hand, and what `aiqm status` reads.
 
-Baselines pinned or accepted by hand, mode overrides, and a feature's latest cycle. The
-weekly cycle's own queries are in `cycle_queries`; these build on them.
+Baselines pinned or accepted by hand, mode overrides, the facts a feature's mode is resolved
+from (`mode_rows`, for `monitor.decide.modes`), and a feature's latest cycle. The weekly
+cycle's own queries are in `cycle_queries`; these build on them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 
 from monitor.store import cycle_queries as q
-from monitor.store.tables import baselines, cycles, mode_overrides, outputs, samples
+from monitor.store.tables import baselines, cycles, features, mode_overrides, outputs, samples
 
 OPEN = "proposed"
+
+
+@dataclass(frozen=True)
+class StoredModeRow:
+    """The mode columns of a feature's row: what the latest cycle or override wrote."""
+
+    mode: str
+    reason: str
+    since: datetime
+    by_override: bool
+
+
+@dataclass(frozen=True)
+class ModeRows:
+    """What the store holds about a feature's mode at a moment (`monitor.decide.modes.ModeFacts`)."""
+
+    stored: StoredModeRow | None
+    """None when the store has no row for the feature (no outputs yet)."""
+    override: q.OverrideRow | None = None
+    """The override in force."""
+    triggers: list[q.TriggerStateRow] = field(default_factory=list)
+    override_ended_at: datetime | None = None
+    """When the latest override stopped applying; read only when the stored mode is an override's."""
+    has_cycle: bool = False
+
+
+def mode_rows(conn: Connection, feature: str, now: datetime) -> ModeRows:
+    """The facts the feature's mode at `now` is resolved from."""
+    stored = stored_mode(conn, feature)
+    if stored is None:
+        return ModeRows(None)
+    override = q.active_override(conn, feature, now)
+    ended = override_ended_at(conn, feature, now) if override is None and stored.by_override else None
+    return ModeRows(
+        stored, override, q.trigger_states_of(conn, feature), ended, has_finished_cycle(conn, feature)
+    )
+
+
+def stored_mode(conn: Connection, feature: str) -> StoredModeRow | None:
+    c = features.c
+    query = select(c.mode, c.mode_reason, c.mode_since, c.mode_by_override).where(c.name == feature)
+    row = conn.execute(query).first()
+    return None if row is None else StoredModeRow(row[0], row[1] or "", row[2], bool(row[3]))
+
+
+def override_ended_at(conn: Connection, feature: str, now: datetime) -> datetime | None:
+    """When the feature's latest override stopped applying (cleared, or its `until` passed)."""
+    query = (
+        select(mode_overrides.c.until, mode_overrides.c.cleared_at)
+        .where(mode_overrides.c.feature == feature, mode_overrides.c.set_at <= now)
+        .order_by(mode_overrides.c.set_at.desc(), mode_overrides.c.pk.desc())
+        .limit(1)
+    )
+    latest = conn.execute(query).first()
+    if latest is None:
+        return None
+    ends = [moment for moment in latest if moment is not None and moment <= now]
+    return min(ends) if ends else None
+
+
+def has_finished_cycle(conn: Connection, feature: str) -> bool:
+    query = select(cycles.c.pk).where(cycles.c.feature == feature, cycles.c.status == "done").limit(1)
+    return conn.execute(query).first() is not None
 
 
 def sampled_in_range(conn: Connection, feature: str, start: datetime, end: datetime) -> list[q.SampledOutput]:

@@ -75,6 +75,7 @@ class FeatureRow:
     outputs_total: int
     last_output_ts: datetime | None
     last_ingest_at: datetime | None
+    mode_by_override: bool = False
 
 
 @dataclass(frozen=True)
@@ -383,9 +384,10 @@ def _features(conn: Connection) -> dict[str, FeatureRow]:
         features.c.outputs_total,
         features.c.last_output_ts,
         features.c.last_ingest_at,
+        features.c.mode_by_override,
     )
     return {
-        row[0]: FeatureRow(row[0], row[1], row[2] or "", int(row[3] or 0), row[4], row[5])
+        row[0]: FeatureRow(row[0], row[1], row[2] or "", int(row[3] or 0), row[4], row[5], bool(row[6]))
         for row in conn.execute(query)
     }
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -224,6 +225,7 @@ features = Table(
     Column("mode", String(16), nullable=False, default="normal"),
     Column("mode_reason", Text, nullable=False, default=""),
     Column("mode_since", UTCDateTime(), nullable=False),
+    Column("mode_by_override", Boolean, nullable=False, default=False, server_default=false()),
     Column("outputs_total", BigInteger, nullable=False, default=0),
     Column("first_output_ts", UTCDateTime()),
     Column("last_output_ts", UTCDateTime()),

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 
 from monitor.records import validate_output
 from monitor.store import cycle_queries as q
+from monitor.store import feature_queries as fq
 from monitor.store.tables import mode_overrides
 from monitor.store.writes import ensure_feature, insert_outputs
 
@@ -127,6 +128,25 @@ def test_an_override_with_until_ends_by_itself(api: Site) -> None:
     body = api.get(STATUS, "read").json()
     assert body["mode"] == "normal" and body["reason"] == "the manual override has ended"
     assert body["since"] == "2026-03-02T08:30:00Z"
+
+
+def test_an_ended_override_hands_back_to_a_firing_fallback(api: Site, engine: Engine) -> None:
+    fire_fallback(engine)
+    until = NOW + timedelta(hours=1)
+    api.post(OVERRIDE, "admin", {"mode": "off", "reason": "deploy window", "until": until.isoformat()})
+    with engine.connect() as conn:
+        stored = fq.stored_mode(conn, FEATURE)
+    assert stored is not None and stored.by_override and stored.mode == "off"  # a fact, not a prefix
+    api.clock.advance(hours=1, seconds=1)
+    body = api.get(STATUS, "read").json()
+    assert (body["mode"], body["reason"]) == ("review", "fallback: fallback says so")
+    assert body["since"] == until.isoformat().replace("+00:00", "Z")
+    flag = api.post(f"/ofrep/v1/evaluate/flags/{FEATURE}", "read").json()
+    assert flag["value"] == "review" and flag["reason"] == "DEFAULT"  # no cycle has finished
+    api.http.delete(OVERRIDE, headers=api.auth("admin"))
+    with engine.connect() as conn:
+        stored = fq.stored_mode(conn, FEATURE)
+    assert stored is not None and not stored.by_override and stored.mode == "review"
 
 
 def test_a_bad_override_is_422_with_the_field(api: Site) -> None:

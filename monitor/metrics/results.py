@@ -1,0 +1,172 @@
+"""The families read from what the cycles stored: quality, baselines, triggers, drift, the
+latest window's product signals and cost, judge agreement.
+
+Cardinality is bounded by `metrics:` in the config: at most `max_scopes_per_feature` segment
+scopes per feature (the ones with an active trigger first, then the most labelled), counted in
+`aiqm_scopes_dropped`, and at most `max_signals_per_feature` drift signals (drifted first),
+counted in `aiqm_drift_signals_dropped`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from monitor.config import Settings
+from monitor.metrics.families import Families, number, ts
+from monitor.metrics.specs import STANDARD_TRIGGERS, USER_ACTIONS
+from monitor.store.metric_queries import CycleRow, MetricsData
+
+__all__ = ["fill_results"]
+
+
+def fill_results(out: Families, data: MetricsData, settings: Settings) -> None:
+    """The families read from what the cycles stored: quality, baselines, triggers, drift, the
+    latest window, judge agreement."""
+    limits = settings.metrics
+    names = sorted({*data.latest, *data.measured, *data.baselines, *data.triggers, *data.proposals})
+    for name in names:
+        feature = settings.feature(name)
+        latest, measured = data.latest.get(name), data.measured.get(name)
+        scopes, dropped = _scopes(name, data, measured, limits.max_scopes_per_feature)
+        out.add("aiqm_scopes_dropped", (name,), dropped)
+        _quality(out, name, measured, scopes, feature.confidence)
+        _baseline(out, name, data, feature.retrain_drop, feature.fallback_drop)
+        _triggers(out, name, data, scopes, has_cycle=latest is not None)
+        if latest is not None:
+            _latest(out, name, latest)
+            _drift(out, name, latest, limits.max_signals_per_feature)
+            effects = {
+                "wasserstein_scaled": feature.drift.numeric_effect,
+                "js_distance": feature.drift.categorical_effect,
+            }
+            for measure, threshold in effects.items():
+                out.add("aiqm_drift_effect_threshold", (name, measure), threshold)
+        judged = next((c for c in (measured, latest) if c is not None and c.result.get("judges")), None)
+        if judged is not None:
+            _agreement(out, name, judged)
+
+
+def _scopes(
+    name: str, data: MetricsData, measured: CycleRow | None, limit: int
+) -> tuple[frozenset[str], int]:
+    """The segment scopes to export (the same for every metric of the feature), and how many
+    were left out: scopes with a pending or firing trigger first, then the most labelled."""
+    quality = measured.result.get("quality", {}) if measured is not None else {}
+    triggers = data.triggers.get(name, [])
+    active = {t.scope for t in triggers if t.state in ("pending", "firing")}
+    every = {s for s in quality if s.startswith("segment:")}
+    every |= {t.scope for t in triggers if t.scope.startswith("segment:")}
+
+    def rank(scope: str) -> tuple[int, float, str]:
+        labelled = number((quality.get(scope) or {}).get("labelled")) or 0.0
+        return (0 if scope in active else 1, -labelled, scope)
+
+    kept = sorted(every, key=rank)[:limit]
+    return frozenset(kept), len(every) - len(kept)
+
+
+def _quality(
+    out: Families, name: str, measured: CycleRow | None, scopes: frozenset[str], confidence: float
+) -> None:
+    if measured is None:
+        return
+    out.add("aiqm_quality_cycle_timestamp_seconds", (name,), ts(measured.at))
+    out.add("aiqm_quality_confidence_level", (name,), confidence)
+    quality: Mapping[str, Any] = measured.result.get("quality") or {}
+    for scope, values in sorted(quality.items()):
+        if (scope != "all" and scope not in scopes) or not isinstance(values, Mapping):
+            continue
+        labels = (name, scope)
+        out.add("aiqm_quality_pass_rate", labels, number(values.get("value")))
+        out.add("aiqm_quality_pass_rate_lower", labels, number(values.get("low")))
+        out.add("aiqm_quality_pass_rate_upper", labels, number(values.get("high")))
+        if scope == "all":
+            out.add("aiqm_quality_labelled_outputs", (name,), number(values.get("labelled")))
+    if "all" not in quality:  # an old cycle row: the columns have the overall numbers
+        out.add("aiqm_quality_pass_rate", (name, "all"), measured.pass_rate)
+        out.add("aiqm_quality_pass_rate_lower", (name, "all"), measured.pass_rate_low)
+        out.add("aiqm_quality_pass_rate_upper", (name, "all"), measured.pass_rate_high)
+        out.add("aiqm_quality_labelled_outputs", (name,), measured.labelled)
+
+
+def _baseline(out: Families, name: str, data: MetricsData, retrain: float, fallback: float) -> None:
+    out.add("aiqm_baseline_proposals", (name,), data.proposals.get(name, 0))
+    baseline = data.baselines.get(name)
+    if baseline is None:
+        return
+    out.add("aiqm_baseline_version", (name,), baseline.version)
+    out.add("aiqm_quality_baseline_pass_rate", (name,), baseline.pass_rate)
+    out.add("aiqm_quality_baseline_pass_rate_lower", (name,), baseline.pass_rate_low)
+    out.add("aiqm_quality_baseline_pass_rate_upper", (name,), baseline.pass_rate_high)
+    if baseline.pass_rate is not None:
+        out.add("aiqm_quality_retrain_threshold", (name,), max(0.0, baseline.pass_rate - retrain))
+        out.add("aiqm_quality_fallback_threshold", (name,), max(0.0, baseline.pass_rate - fallback))
+
+
+def _triggers(
+    out: Families, name: str, data: MetricsData, scopes: frozenset[str], *, has_cycle: bool
+) -> None:
+    seen: set[tuple[str, str]] = set()
+    for trigger in data.triggers.get(name, []):
+        if trigger.scope.startswith("segment:") and trigger.scope not in scopes:
+            continue
+        labels = (name, trigger.trigger, trigger.scope)
+        seen.add((trigger.trigger, trigger.scope))
+        out.add("aiqm_trigger_firing", labels, 1 if trigger.state == "firing" else 0)
+        if trigger.state == "pending":
+            out.add("aiqm_trigger_pending", labels, 1)
+        if trigger.state in ("pending", "firing"):
+            out.add("aiqm_trigger_since_timestamp_seconds", labels, ts(trigger.since))
+    if has_cycle:
+        for trigger_name in STANDARD_TRIGGERS:
+            if (trigger_name, "all") not in seen:
+                out.add("aiqm_trigger_firing", (name, trigger_name, "all"), 0)
+
+
+def _latest(out: Families, name: str, latest: CycleRow) -> None:
+    result = latest.result
+    out.add("aiqm_last_cycle_success_timestamp_seconds", (name,), ts(latest.finished_at))
+    out.add("aiqm_last_cycle_scheduled_timestamp_seconds", (name,), ts(latest.at))
+    out.add("aiqm_last_cycle_duration_seconds", (name,), latest.duration_seconds)
+    out.add("aiqm_window_outputs", (name,), latest.outputs)
+    out.add("aiqm_next_sample_size", (name,), number(result.get("next_sample_size")))
+    actions = (result.get("actions") or {}).get("all") or {}
+    total = sum(v for v in (number(x) for x in actions.values()) if v is not None)
+    if total > 0:
+        for action in USER_ACTIONS:
+            out.add("aiqm_user_action_ratio", (name, action), (number(actions.get(action)) or 0) / total)
+    cost = result.get("cost")
+    if isinstance(cost, Mapping):
+        spent = number(cost.get("cost_usd"))
+        reported = number(cost.get("outputs_with_cost")) or 0
+        if spent is not None and reported > 0:
+            out.add("aiqm_window_cost_usd", (name,), spent)
+            out.add("aiqm_cost_per_output_usd", (name,), spent / reported)
+            accepted = number(actions.get("accepted")) or 0
+            if accepted > 0:
+                out.add("aiqm_cost_per_accepted_output_usd", (name,), spent / accepted)
+
+
+def _drift(out: Families, name: str, latest: CycleRow, limit: int) -> None:
+    entries = [e for e in latest.result.get("drift") or () if isinstance(e, Mapping) and e.get("signal")]
+    entries.sort(key=lambda e: (not e.get("drifted"), str(e["signal"])))
+    kept = entries[:limit]
+    out.add("aiqm_drift_signals_dropped", (name,), len(entries) - len(kept))
+    for entry in kept:
+        signal, test = str(entry["signal"]), str(entry.get("test") or "")
+        out.add("aiqm_drift_score", (name, signal, test), number(entry.get("statistic")))
+        out.add("aiqm_drift_p_value", (name, signal, test), number(entry.get("p_value")))
+        measure = entry.get("effect_name")
+        if measure:
+            out.add("aiqm_drift_effect_size", (name, signal, str(measure)), number(entry.get("effect")))
+        out.add("aiqm_drift_detected", (name, signal), 1 if entry.get("drifted") else 0)
+
+
+def _agreement(out: Families, name: str, cycle: CycleRow) -> None:
+    for judge, summary in sorted((cycle.result.get("judges") or {}).items()):
+        if not isinstance(summary, Mapping):
+            continue
+        out.add("aiqm_judge_agreement_kappa", (name, judge), number(summary.get("kappa")))
+        out.add("aiqm_judge_agreement_ratio", (name, judge), number(summary.get("agreement")))
+        out.add("aiqm_judge_agreement_pairs", (name, judge), number(summary.get("n")))
