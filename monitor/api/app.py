@@ -9,8 +9,8 @@ traceback: a store that cannot be reached is 503, anything unexpected 500 with n
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -18,7 +18,6 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -28,8 +27,9 @@ from monitor.api import metrics as metrics_route
 from monitor.api.problems import ApiError
 from monitor.api.review import router as review_router
 from monitor.daemon.services import Services
+from monitor.store.health_queries import ping
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "readiness"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,27 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 def create_app(services: Services) -> FastAPI:
     """The daemon's HTTP app over `services` (which `require` finds on `app.state.services`)."""
+    app = FastAPI(
+        title="ai-quality-monitor",
+        version=monitor.__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan(services),
+    )
+    app.state.services = services
+    app.add_middleware(BodyLimit, limit=services.settings.server.max_body_bytes)
+    _add_error_handlers(app)
+    _add_health_routes(app, services)
+    app.include_router(batches.router(services))
+    app.include_router(features.router(services))
+    app.include_router(ofrep.router(services))
+    app.include_router(metrics_route.router(services))
+    app.include_router(review_router(services), prefix="/review")
+    return app
+
+
+def _lifespan(services: Services) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Starts the scheduler (when the services have one not yet started) and, on shutdown, stops
+    it, letting a running cycle finish."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -83,14 +104,11 @@ def create_app(services: Services) -> FastAPI:
                 log.info("stopping the scheduler (a running cycle finishes first)")
                 await anyio.to_thread.run_sync(scheduler.shutdown, True)
 
-    app = FastAPI(
-        title="ai-quality-monitor",
-        version=monitor.__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-    )
-    app.state.services = services
-    app.add_middleware(BodyLimit, limit=services.settings.server.max_body_bytes)
+    return lifespan
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """No traceback reaches a client: a store that cannot be reached is 503, anything unexpected 500."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -114,6 +132,36 @@ def create_app(services: Services) -> FastAPI:
         log.error("unexpected error", exc_info=exc)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
+
+def readiness(services: Services) -> JSONResponse:
+    """Ready when the store answers and the scheduler runs (or stands by for the leadership)."""
+    store = "ok"
+    try:
+        with services.engine.connect() as conn:
+            ping(conn)
+    except Exception as exc:
+        log.warning("readiness: the store does not answer (%s)", type(exc).__name__)
+        store = "unreachable"
+    scheduler = services.scheduler
+    running = "stopped"
+    if scheduler is not None and scheduler.running:
+        running = "running"
+    elif scheduler is not None and scheduler.active:
+        running = "standby"  # another replica leads; this one takes ingest and serves the API
+    ready = store == "ok" and running != "stopped"
+    leader = scheduler is not None and scheduler.leader
+    return JSONResponse(
+        {
+            "status": "ready" if ready else "not ready",
+            "store": store,
+            "scheduler": running,
+            "leader": leader,
+        },
+        status_code=200 if ready else 503,
+    )
+
+
+def _add_health_routes(app: FastAPI, services: Services) -> None:
     @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -125,34 +173,4 @@ def create_app(services: Services) -> FastAPI:
         responses={503: {"description": "not ready; the body says which part"}},
     )
     def readyz() -> JSONResponse:
-        store = "ok"
-        try:
-            with services.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            log.warning("readiness: the store does not answer (%s)", type(exc).__name__)
-            store = "unreachable"
-        scheduler = services.scheduler
-        running = "stopped"
-        if scheduler is not None and scheduler.running:
-            running = "running"
-        elif scheduler is not None and scheduler.active:
-            running = "standby"  # another replica leads; this one takes ingest and serves the API
-        ready = store == "ok" and running != "stopped"
-        leader = scheduler is not None and scheduler.leader
-        return JSONResponse(
-            {
-                "status": "ready" if ready else "not ready",
-                "store": store,
-                "scheduler": running,
-                "leader": leader,
-            },
-            status_code=200 if ready else 503,
-        )
-
-    app.include_router(batches.router(services))
-    app.include_router(features.router(services))
-    app.include_router(ofrep.router(services))
-    app.include_router(metrics_route.router(services))
-    app.include_router(review_router(services), prefix="/review")
-    return app
+        return readiness(services)

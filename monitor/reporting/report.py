@@ -272,119 +272,148 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _costs_rows(costs: WeekCosts) -> list[tuple[str, str]]:
-    return format_costs(costs)
+_STYLE = (
+    "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;"
+    "text-align:left;vertical-align:top}pre{background:#f6f6f6;padding:1em;white-space:pre-wrap}"
+    "img{max-width:100%}</style></head><body>"
+)
 
 
 def render_html(report: dict[str, Any]) -> str:
-    """The whole page; nothing in it points outside it."""
-    cycle = report["cycle"]
-    esc = html.escape
-    title = f"{report['feature']}: weekly review, cycle {cycle['at']:%Y-%m-%d %H:%M} UTC"
-    images = {
+    """The whole page; nothing in it points outside it. Each section renders its own lines."""
+    title = f"{report['feature']}: weekly review, cycle {report['cycle']['at']:%Y-%m-%d %H:%M} UTC"
+    charts = _charts(report)
+    parts = [
+        *_head_section(title, report),
+        *_pass_rate_section(report),
+        *_chart_sections(charts, report),
+        *_worst_section(report),
+        *_judges_section(report),
+        *_costs_section(report),
+        *_brief_section(report),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _charts(report: dict[str, Any]) -> dict[str, str]:
+    """Each chart's name and its PNG as a data URI, in the order the page shows them."""
+    return {
         "pass rate over time": chart_pass_rate(report),
         "per segment": chart_segments(report),
         "drift": chart_drift(report),
         "trigger timeline": chart_triggers(report),
     }
-    parts = [
+
+
+def _head_section(title: str, report: dict[str, Any]) -> list[str]:
+    """The document's head, the title and the one-line summary."""
+    return [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{esc(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;"
-        "text-align:left;vertical-align:top}pre{background:#f6f6f6;padding:1em;white-space:pre-wrap}"
-        "img{max-width:100%}</style></head><body>",
-        f"<h1>{esc(title)}</h1>",
-        f"<p>{esc(summary_text(report).splitlines()[1])}</p>",
-        "<h2>Pass rate</h2>",
-        _table(
-            ["cycle", "pass rate", "interval", "labelled", "outputs"],
-            [
-                (
-                    f"{c['at']:%Y-%m-%d}",
-                    _pct(c["pass_rate"]),
-                    f"[{_pct(c['pass_rate_low'])}, {_pct(c['pass_rate_high'])}]",
-                    c["labelled"],
-                    c["outputs"],
-                )
-                for c in report["history"][-8:]
-            ],
-        ),
+        f"<title>{html.escape(title)}</title>",
+        _STYLE,
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{html.escape(summary_text(report).splitlines()[1])}</p>",
     ]
-    for name, uri in images.items():
-        parts.append(f"<h2>{esc(name.capitalize())}</h2><img alt='{esc(name)}' src='{uri}'>")
+
+
+def _pass_rate_section(report: dict[str, Any]) -> list[str]:
+    """The last eight cycles' pass rates with their intervals."""
+    rows = [
+        (
+            f"{c['at']:%Y-%m-%d}",
+            _pct(c["pass_rate"]),
+            f"[{_pct(c['pass_rate_low'])}, {_pct(c['pass_rate_high'])}]",
+            c["labelled"],
+            c["outputs"],
+        )
+        for c in report["history"][-8:]
+    ]
+    return ["<h2>Pass rate</h2>", _table(["cycle", "pass rate", "interval", "labelled", "outputs"], rows)]
+
+
+def _chart_sections(charts: dict[str, str], report: dict[str, Any]) -> list[str]:
+    """Each chart under its heading; the segments' and the triggers' tables under their charts."""
+    parts = []
+    for name, uri in charts.items():
+        parts.append(f"<h2>{html.escape(name.capitalize())}</h2><img alt='{html.escape(name)}' src='{uri}'>")
         if name == "per segment" and report["segments"]:
-            parts.append(
-                _table(
-                    ["segment", "pass rate", "interval", "labelled"],
-                    [
-                        (
-                            s.removeprefix("segment:"),
-                            _pct(d["value"]),
-                            f"[{_pct(d['low'])}, {_pct(d['high'])}]",
-                            d.get("labelled"),
-                        )
-                        for s, d in sorted(report["segments"].items())
-                    ],
-                )
-            )
+            parts.append(_segments_table(report))
         if name == "trigger timeline":
-            parts.append(
-                _table(
-                    ["at", "trigger", "scope", "transition", "reason"],
-                    [
-                        (
-                            f"{e['at']:%Y-%m-%d %H:%M}",
-                            e["trigger"],
-                            e["scope"],
-                            f"{e['from_state']} -> {e['to_state']}",
-                            e["reason"],
-                        )
-                        for e in report["events"]
-                    ],
-                )
-                if report["events"]
-                else "<p>No trigger moved.</p>"
-            )
-    parts.append("<h2>The worst examples of the week</h2>")
-    if report["worst"]:
-        parts.append(
-            _table(
-                ["output", "reviewer's reason", "input", "output text", "confidence", "user action"],
-                [
-                    (w["output_id"], w["reason"], w["input"], w["output"], w["confidence"], w["user_action"])
-                    for w in report["worst"]
-                ],
-            )
+            parts.append(_events_table(report))
+    return parts
+
+
+def _segments_table(report: dict[str, Any]) -> str:
+    rows = [
+        (
+            s.removeprefix("segment:"),
+            _pct(d["value"]),
+            f"[{_pct(d['low'])}, {_pct(d['high'])}]",
+            d.get("labelled"),
         )
-    else:
-        parts.append("<p>No failed reviews this week.</p>")
-    parts.append("<h2>Judge agreement with the reviewers</h2>")
-    if report["judges"]:
-        parts.append(
-            _table(
-                ["judge", "kappa", "interval", "raw agreement", "paired items", "judged"],
-                [
-                    (
-                        name,
-                        "n/a" if j.get("kappa") is None else f"{j['kappa']:.2f}",
-                        "n/a" if j.get("low") is None else f"[{j['low']:.2f}, {j['high']:.2f}]",
-                        _pct(j.get("agreement")),
-                        j.get("n"),
-                        j.get("judged"),
-                    )
-                    for name, j in sorted(report["judges"].items())
-                ],
-            )
+        for s, d in sorted(report["segments"].items())
+    ]
+    return _table(["segment", "pass rate", "interval", "labelled"], rows)
+
+
+def _events_table(report: dict[str, Any]) -> str:
+    if not report["events"]:
+        return "<p>No trigger moved.</p>"
+    rows = [
+        (
+            f"{e['at']:%Y-%m-%d %H:%M}",
+            e["trigger"],
+            e["scope"],
+            f"{e['from_state']} -> {e['to_state']}",
+            e["reason"],
         )
-    else:
-        parts.append("<p>No judge labelled this week's sample.</p>")
-    parts.append("<h2>Cost of the week</h2>")
-    parts.append(_table(["item", "amount"], _costs_rows(report["costs"])))
-    parts.append("<h2>Launch brief</h2>")
-    parts.append(f"<pre>{esc(format_brief(report['brief']))}</pre>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        for e in report["events"]
+    ]
+    return _table(["at", "trigger", "scope", "transition", "reason"], rows)
+
+
+def _worst_section(report: dict[str, Any]) -> list[str]:
+    """The week's failed reviews with the reviewers' reasons."""
+    heading = "<h2>The worst examples of the week</h2>"
+    if not report["worst"]:
+        return [heading, "<p>No failed reviews this week.</p>"]
+    rows = [
+        (w["output_id"], w["reason"], w["input"], w["output"], w["confidence"], w["user_action"])
+        for w in report["worst"]
+    ]
+    header = ["output", "reviewer's reason", "input", "output text", "confidence", "user action"]
+    return [heading, _table(header, rows)]
+
+
+def _judges_section(report: dict[str, Any]) -> list[str]:
+    """Each judge's agreement with the reviewers (Cohen's kappa with its interval)."""
+    heading = "<h2>Judge agreement with the reviewers</h2>"
+    if not report["judges"]:
+        return [heading, "<p>No judge labelled this week's sample.</p>"]
+    rows = [
+        (
+            name,
+            "n/a" if j.get("kappa") is None else f"{j['kappa']:.2f}",
+            "n/a" if j.get("low") is None else f"[{j['low']:.2f}, {j['high']:.2f}]",
+            _pct(j.get("agreement")),
+            j.get("n"),
+            j.get("judged"),
+        )
+        for name, j in sorted(report["judges"].items())
+    ]
+    header = ["judge", "kappa", "interval", "raw agreement", "paired items", "judged"]
+    return [heading, _table(header, rows)]
+
+
+def _costs_section(report: dict[str, Any]) -> list[str]:
+    costs: WeekCosts = report["costs"]
+    return ["<h2>Cost of the week</h2>", _table(["item", "amount"], format_costs(costs))]
+
+
+def _brief_section(report: dict[str, Any]) -> list[str]:
+    return ["<h2>Launch brief</h2>", f"<pre>{html.escape(format_brief(report['brief']))}</pre>"]
 
 
 def summary_text(report: dict[str, Any]) -> str:
