@@ -52,7 +52,7 @@ from monitor.store.cycle_queries import feature_names
 from monitor.store.tables import cycles
 
 if TYPE_CHECKING:
-    from monitor.cycle.runner import CycleOutcome
+    from monitor.cycle.result import CycleOutcome
     from monitor.daemon.leader import Leadership
     from monitor.daemon.services import Services
 
