@@ -8,14 +8,9 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from monitor.errors import ConfigError, InputError, MonitorError, NotFound
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from monitor.config import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -217,6 +212,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     from monitor.decide.schedule import last_fire_time
     from monitor.judges import build_labellers
     from monitor.records import parse_ts
+    from monitor.reporting.after_cycle import after_cycles, webhook_notifier
     from monitor.store.cycle_queries import feature_names
 
     settings = load_settings(args.config)
@@ -227,6 +223,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
         if args.feature and args.feature not in feature_names(conn):
             raise NotFound(f"no feature {args.feature!r} in the store")
     runner = CycleRunner(engine, settings, _now, labellers=build_labellers(settings, engine, _now))
+    ran = []
     for name in names:
         at = last_fire_time(settings.feature(name).schedule, now)
         if at is None:
@@ -234,35 +231,12 @@ def cmd_cycle(args: argparse.Namespace) -> int:
             continue
         outcome = runner.run(name, at)
         print(json.dumps({"feature": name, **outcome.to_json()}))
-        _check_budget(engine, settings, name, at)
-    if settings.webhooks:
-        _notify(engine, settings, args.feature)
+        ran.append((name, at))
+    with webhook_notifier(engine, settings, _now) as notifier:  # the budget check, digest, notifications
+        report = after_cycles(engine, settings, ran, _now, notifier, args.feature)
+    for line in report.lines():
+        _err(line)
     return EXIT_OK
-
-
-def _check_budget(engine: Engine, settings: Settings, feature: str, at: datetime) -> None:
-    """A week over the feature's `budget_usd_per_week` becomes a `budget` event (the webhooks send it)."""
-    from monitor.reporting.costs import check_budget
-    from monitor.store.cycle_queries import cycle_row
-
-    with engine.connect() as conn:
-        row = cycle_row(conn, feature, at)
-    over = check_budget(engine, settings, feature, row, _now()) if row is not None else None
-    if over is not None:
-        _err(f"{feature}: the week cost ${over.total_usd:,.2f}, over its budget ${over.budget_usd:,.2f}")
-
-
-def _notify(engine: Engine, settings: Settings, feature: str | None) -> None:
-    """Deliver the transitions the cycles made (and any left over) to the webhooks; notes on stderr."""
-    import httpx
-
-    from monitor.reporting.notify import Notifier
-
-    with httpx.Client() as http:
-        for result in Notifier(engine, settings, http, _now).deliver_new(feature):
-            note = f"; {result.error}" if result.error else ""
-            what = f"{result.feature} {result.trigger}[{result.scope}] -> {result.to_state}"
-            _err(f"webhook {result.sink}: {what}: {result.status} after {result.attempts} attempt(s){note}")
 
 
 def _baseline_line(feature: str, row: dict[str, Any]) -> str:

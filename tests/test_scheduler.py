@@ -63,8 +63,9 @@ class Notifier:
     def __init__(self) -> None:
         self.delivered: list[str] = []
 
-    def deliver_new(self, feature: str) -> None:
+    def deliver_new(self, feature: str) -> list[object]:
         self.delivered.append(feature)
+        return []
 
 
 def make_services(

@@ -383,19 +383,17 @@ class FeatureScheduler:
                 outcome.sampled,
                 alerts,
             )
-            from monitor.reporting.digest import (
-                after_cycle,  # the budget check and the weekly digest; never raises
-            )
+            from monitor.reporting.after_cycle import after_cycles  # never raises
 
-            after_cycle(self.services.engine, self.services.settings, feature, at, self.services.clock)
-            notifier = self.services.notifier
-            if notifier is not None:
-                try:
-                    notifier.deliver_new(feature)
-                except Exception:
-                    log.exception(
-                        "notifications of %s failed; they are retried after the next cycle", feature
-                    )
+            services = self.services  # the budget check, the weekly digest, the notifications
+            after_cycles(
+                services.engine,
+                services.settings,
+                [(feature, at)],
+                services.clock,
+                services.notifier,
+                feature,
+            )
             return outcome
         except InputError as exc:
             log.warning("cycle %s not run: %s", feature, exc)
