@@ -356,7 +356,7 @@ def test_a_restatement_weighs_late_labels_with_the_cycles_own_action_model(
 ) -> None:
     """A baseline set after a cycle ran must not move that cycle's restated number: only its late
     labels may, weighed as the cycle first weighed its labels (by the baseline of that time)."""
-    from monitor.cycle.runner import _quality_of, action_model
+    from monitor.cycle.measure import action_model, quality_of
 
     reviewers = load(engine, SPEC, tmp_path)
     settings = settings_with()
@@ -394,10 +394,10 @@ def test_a_restatement_weighs_late_labels_with_the_cycles_own_action_model(
     with engine.connect() as conn:
         restated = q.cycle_row(conn, FEATURE, cycle_time(4))
         actions = row["result"]["actions"]
-        by_old = _quality_of(
+        by_old = quality_of(
             conn, FEATURE, cycle_time(4), settings.feature(FEATURE), actions, action_model(old)
         )
-        by_new = _quality_of(
+        by_new = quality_of(
             conn, FEATURE, cycle_time(4), settings.feature(FEATURE), actions, action_model(new)
         )
     assert restated is not None and restated["restatements"] == 1

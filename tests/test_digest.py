@@ -1,14 +1,15 @@
 """The weekly digest arrives: by email at a real SMTP server on loopback (aiosmtpd), a plain-text
-body with the HTML report attached, and by webhook; the scheduler's after-cycle hook sends it,
-once per channel and week, a failed sending tried again after its wait and then given up."""
+body with the HTML report attached, and by webhook; the after-cycle steps send it (`aiqm cycle`
+and the scheduler alike), once per channel and week, a failed sending tried again after its wait
+and then given up."""
 
 from __future__ import annotations
 
 import email
 import json
 import socket
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from email.message import Message
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,10 @@ from digest_history import FEATURE, build, settings_for
 from sqlalchemy import Engine, select
 
 from monitor.config import DigestSettings, Settings, WebhookSettings
-from monitor.reporting.digest import RECENT, RETRY_AFTER, STALE_SENDING, after_cycle, deliver_digest, send_due
+from monitor.reporting.after_cycle import AfterCycleReport, after_cycles
+from monitor.reporting.digest import RECENT, RETRY_AFTER, STALE_SENDING, deliver_digest, send_due
+from monitor.reporting.notify import DeliveryResult, Notifier
+from monitor.store import cycle_queries as q
 from monitor.store import digest_queries as dq
 from monitor.store.tables import digest_deliveries
 
@@ -51,6 +55,17 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
         yield inbox, port
     finally:
         controller.stop()
+
+
+def after_cycle(
+    engine: Engine,
+    settings: Settings,
+    at: datetime,
+    clock: Callable[[], datetime],
+    http: httpx.Client | None = None,
+) -> AfterCycleReport:
+    """The steps after the feature's cycle at `at`, without a webhook notifier."""
+    return after_cycles(engine, settings, [(FEATURE, at)], clock, None, FEATURE, http)
 
 
 def with_digest(port: int, **extra: Any) -> Settings:
@@ -107,16 +122,17 @@ def test_after_the_cycle_the_digest_goes_to_the_webhook_too(
     assert posted[0]["kind"] == "digest" and posted[0]["feature"] == FEATURE
     assert posted[0]["summary"].startswith(f"{FEATURE}: weekly review") and "<html" in posted[0]["html"]
     inbox.messages.clear()
-    notes = after_cycle(engine, settings_for(), FEATURE, times[-1], lambda: times[-1])
-    assert notes == [] and inbox.messages == []  # no digest configured: nothing sent
+    report = after_cycle(engine, settings_for(), times[-1], lambda: times[-1])
+    assert report == AfterCycleReport() and inbox.messages == []  # no digest configured: nothing sent
     over = settings.model_copy(
         update={
             "webhooks": (),
             "features": {FEATURE: settings.feature(FEATURE).model_copy(update={"budget_usd_per_week": 0.01})},
         }
     )
-    notes = after_cycle(engine, over, FEATURE, times[-1], lambda: times[-1])
-    assert notes[0] == "budget: over" and notes[1].startswith("email: sent") and len(inbox.messages) == 1
+    report = after_cycle(engine, over, times[-1], lambda: times[-1])
+    assert [costs.feature for costs in report.over_budget] == [FEATURE]
+    assert report.digest[0].startswith("email: sent") and len(inbox.messages) == 1
 
 
 def test_the_scheduler_sends_the_digest_after_the_cycle(
@@ -145,6 +161,66 @@ def test_the_scheduler_sends_the_digest_after_the_cycle(
     assert outcome is not None and outcome.at == times[-1]
     assert len(inbox.messages) == 1
     assert inbox.messages[0][2]["Subject"].startswith(f"[aiqm] {FEATURE} weekly review {times[-1]:%Y-%m-%d}")
+
+
+def test_aiqm_cycle_sends_the_digest_as_the_scheduler_does(
+    engine: Engine,
+    store_url: str,
+    tmp_path: Path,
+    smtp: tuple[Inbox, int],
+    aiqm: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inbox, port = smtp
+    times = build(engine, settings_for(), tmp_path / "history", weeks=5)
+    at = times[-1] + timedelta(days=7)  # the next weekly cycle: `aiqm cycle` runs it
+    monkeypatch.setattr("monitor.cli._now", lambda: at + timedelta(minutes=5))
+    config = tmp_path / "aiqm.yaml"
+    config.write_text(
+        f"features:\n  {FEATURE}:\n    owner: ops-ml@example.com\n"
+        f"digest:\n  smtp_host: 127.0.0.1\n  smtp_port: {port}\n  from: aiqm@example.com\n"
+    )
+    env = {"AIQM_DATABASE_URL": store_url}
+    done = aiqm("cycle", "--feature", FEATURE, "--config", config, env=env)
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["at"] == f"{at:%Y-%m-%dT%H:%M:%SZ}"
+    assert "digest: email: sent to ops-ml@example.com" in done.err
+    assert len(inbox.messages) == 1
+    assert inbox.messages[0][2]["Subject"].startswith(f"[aiqm] {FEATURE} weekly review {at:%Y-%m-%d}")
+    again = aiqm("cycle", "--feature", FEATURE, "--config", config, env=env)
+    assert again.code == 0 and "digest:" not in again.err and len(inbox.messages) == 1  # once a week
+
+
+class DownNotifier(Notifier):
+    def deliver_new(self, feature: str | None = None) -> list[DeliveryResult]:
+        raise RuntimeError("the receiver is down")
+
+
+def test_a_failing_step_after_the_cycle_is_noted_and_the_others_still_run(
+    engine: Engine, tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    settings = with_digest(port)
+    times = build(engine, settings, tmp_path, weeks=5)
+    over = settings.model_copy(
+        update={
+            "features": {FEATURE: settings.feature(FEATURE).model_copy(update={"budget_usd_per_week": 0.01})}
+        }
+    )
+    clock = lambda: times[-1] + timedelta(minutes=5)  # noqa: E731
+    with httpx.Client() as http:
+        notifier = DownNotifier(engine, over, http, clock)
+        report = after_cycles(engine, over, [(FEATURE, times[-1])], clock, notifier, FEATURE)
+    assert report.failed == (f"notifications of {FEATURE}: RuntimeError('the receiver is down')",)
+    assert len(report.over_budget) == 1 and len(inbox.messages) == 1
+    lines = report.lines()
+    assert lines[0].startswith(f"{FEATURE}: the week cost $") and lines[0].endswith("over its budget $0.01")
+    assert lines[1:] == [
+        "digest: email: sent to ops-ml@example.com, lead@example.com",
+        f"failed: notifications of {FEATURE}: RuntimeError('the receiver is down')",
+    ]
+    with engine.connect() as conn:  # the budget event waits for the next notifier
+        assert [e["trigger"] for e in q.trigger_event_rows(conn, FEATURE)].count("budget") == 1
 
 
 def test_aiqm_digest_sends_it_now(
@@ -205,10 +281,10 @@ def test_each_weeks_digest_goes_out_once_per_channel(
     now = times[-1] + timedelta(minutes=5)
     hook = Hook(200)
     with httpx.Client(transport=httpx.MockTransport(hook)) as http:
-        notes = after_cycle(engine, settings, FEATURE, times[-1], lambda: now, http)
-        assert notes == ["email: sent to ops-ml@example.com, lead@example.com", "webhook team: HTTP 200"]
+        notes = after_cycle(engine, settings, times[-1], lambda: now, http).digest
+        assert notes == ("email: sent to ops-ml@example.com, lead@example.com", "webhook team: HTTP 200")
         # The cycle's hook again (a rerun), and the leader's minutely job: nothing more is sent.
-        assert after_cycle(engine, settings, FEATURE, times[-1], lambda: now, http) == []
+        assert after_cycle(engine, settings, times[-1], lambda: now, http).digest == ()
         assert send_due(engine, settings, now + timedelta(minutes=1), http=http) == []
     assert len(inbox.messages) == 1 and len(hook.received) == 1
     assert hook.received[0]["cycle_at"] == times[-1].isoformat()
@@ -224,7 +300,7 @@ def test_a_failed_sending_is_tried_again_after_its_wait(
     now = times[-1] + timedelta(minutes=5)
     hook = Hook(503, 500, 204)
     with httpx.Client(transport=httpx.MockTransport(hook)) as http:
-        notes = after_cycle(engine, settings, FEATURE, times[-1], lambda: now, http)
+        notes = after_cycle(engine, settings, times[-1], lambda: now, http).digest
         assert "webhook:team: HTTP 503: failed, tried again later" in notes
         assert ("webhook:team", "failed", 1) in deliveries(engine)
         assert send_due(engine, settings, now + RETRY_AFTER[0] - timedelta(seconds=1), http=http) == []

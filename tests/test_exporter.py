@@ -18,7 +18,6 @@ from prometheus_client.registry import CollectorRegistry
 from sqlalchemy import Engine, event, func, insert, literal, select
 
 from monitor.config import Settings
-from monitor.cycle.runner import window_cost
 from monitor.metrics.exporter import METRICS, QualityCollector, TextExposition, build_registry
 from monitor.store import cycle_queries as q
 from monitor.store import feature_queries as fq
@@ -399,14 +398,3 @@ def test_running_totals_count_rows_committed_late() -> None:
     assert read(3700) == 4
     add(11)
     assert read(3710) == 5
-
-
-def test_window_cost_sums_the_outputs_that_report_one() -> None:
-    window = [
-        {"signals": {"cost_usd": 0.5}},
-        {"signals": {"cost_usd": 1}},
-        {"signals": {"latency_ms": 3}},
-        {"signals": None},
-        {"signals": {"cost_usd": True}},
-    ]
-    assert window_cost(window) == {"cost_usd": 1.5, "outputs_with_cost": 2}

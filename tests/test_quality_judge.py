@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor.config import FeatureSettings
-from monitor.cycle.runner import _labelled_items
+from monitor.cycle.measure import labelled_items
 from monitor.store.cycle_queries import SampledOutput
 
 
@@ -35,10 +35,10 @@ def test_only_the_chosen_judges_verdicts_reach_the_estimate() -> None:
     drawn = SampledOutput(
         "o1", "all", 0.5, {}, {"human:ana": "fail", "judge:length": "pass", "judge:gpt": "fail"}, "accepted"
     )
-    [item] = _labelled_items([drawn], "judge:gpt")
+    [item] = labelled_items([drawn], "judge:gpt")
     assert (item.human, item.judge) == (False, False)
-    [item] = _labelled_items([drawn], None)
+    [item] = labelled_items([drawn], None)
     assert item.judge is None
     unsure = SampledOutput("o2", "all", 0.5, {}, {"human:ana": "unsure", "judge:gpt": "pass"}, None)
-    [item] = _labelled_items([unsure], "judge:gpt")
+    [item] = labelled_items([unsure], "judge:gpt")
     assert (item.human, item.judge, item.action) == (None, True, "none")

@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import Engine, MetaData, Table, select, update
 
 from monitor.config import FeatureSettings, Settings
-from monitor.cycle.runner import CycleOutcome, CycleRunner
+from monitor.cycle.result import CycleOutcome
+from monitor.cycle.runner import CycleRunner
 from monitor.daemon.app import build_services
 from monitor.daemon.scheduler import JOBS_TABLE, FeatureScheduler, job_id
 from monitor.daemon.services import Services
@@ -62,8 +63,9 @@ class Notifier:
     def __init__(self) -> None:
         self.delivered: list[str] = []
 
-    def deliver_new(self, feature: str) -> None:
+    def deliver_new(self, feature: str) -> list[object]:
         self.delivered.append(feature)
+        return []
 
 
 def make_services(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,9 +12,7 @@ from monitor.cli.common import EXIT_OK, Commands, add_command, config_option, er
 from monitor.errors import InputError, NotFound
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from monitor.config import Settings
+    pass
 
 __all__ = ["add_backtest", "add_cycle", "cmd_backtest", "cmd_cycle"]
 
@@ -27,6 +24,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
     from monitor.decide.schedule import last_fire_time
     from monitor.judges import build_labellers
     from monitor.records import parse_ts
+    from monitor.reporting.after_cycle import after_cycles, webhook_notifier
     from monitor.store.cycle_queries import feature_names
 
     settings = load_settings(args.config)
@@ -37,6 +35,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
         if args.feature and args.feature not in feature_names(conn):
             raise NotFound(f"no feature {args.feature!r} in the store")
     runner = CycleRunner(engine, settings, utc_now, labellers=build_labellers(settings, engine, utc_now))
+    ran = []
     for name in names:
         at = last_fire_time(settings.feature(name).schedule, now)
         if at is None:
@@ -44,35 +43,12 @@ def cmd_cycle(args: argparse.Namespace) -> int:
             continue
         outcome = runner.run(name, at)
         print(json.dumps({"feature": name, **outcome.to_json()}))
-        _check_budget(engine, settings, name, at)
-    if settings.webhooks:
-        _notify(engine, settings, args.feature)
+        ran.append((name, at))
+    with webhook_notifier(engine, settings, utc_now) as notifier:  # the budget check, digest, notifications
+        report = after_cycles(engine, settings, ran, utc_now, notifier, args.feature)
+    for line in report.lines():
+        err(line)
     return EXIT_OK
-
-
-def _check_budget(engine: Engine, settings: Settings, feature: str, at: datetime) -> None:
-    """A week over the feature's `budget_usd_per_week` becomes a `budget` event (the webhooks send it)."""
-    from monitor.reporting.costs import check_budget
-    from monitor.store.cycle_queries import cycle_row
-
-    with engine.connect() as conn:
-        row = cycle_row(conn, feature, at)
-    over = check_budget(engine, settings, feature, row, utc_now()) if row is not None else None
-    if over is not None:
-        err(f"{feature}: the week cost ${over.total_usd:,.2f}, over its budget ${over.budget_usd:,.2f}")
-
-
-def _notify(engine: Engine, settings: Settings, feature: str | None) -> None:
-    """Deliver the transitions the cycles made (and any left over) to the webhooks; notes on stderr."""
-    import httpx
-
-    from monitor.reporting.notify import Notifier
-
-    with httpx.Client() as http:
-        for result in Notifier(engine, settings, http, utc_now).deliver_new(feature):
-            note = f"; {result.error}" if result.error else ""
-            what = f"{result.feature} {result.trigger}[{result.scope}] -> {result.to_state}"
-            err(f"webhook {result.sink}: {what}: {result.status} after {result.attempts} attempt(s){note}")
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 A baseline is versioned: a new active one supersedes the previous (which stays in the history
 as `superseded`). Its numbers come from the labelled review samples, exactly as the default
-baseline's do (`monitor.cycle.runner.baseline_values_of`): here from every sampled output whose `ts`
+baseline's do (`monitor.cycle.auto_baseline.baseline_values_of`): here from every sampled output whose `ts`
 lies in the chosen range. The triggers read only the cycles after the baseline's window, and
 the drift tests compare with the outputs of that window.
 
@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from monitor.config import Settings
-from monitor.cycle.runner import _labelled_items, baseline_values_of
+from monitor.cycle.auto_baseline import baseline_values_of
+from monitor.cycle.measure import labelled_items
 from monitor.errors import InputError, NotFound
 from monitor.store import cycle_queries as q
 from monitor.store import feature_queries as fq
@@ -33,7 +34,7 @@ def values_in_range(
     conn: Connection, feature: str, start: datetime, end: datetime, confidence: float
 ) -> dict[str, Any] | None:
     """A baseline's numbers from the labelled sampled outputs whose `ts` is in [start, end)."""
-    items = _labelled_items(fq.sampled_in_range(conn, feature, start, end))
+    items = labelled_items(fq.sampled_in_range(conn, feature, start, end))
     return baseline_values_of(items, confidence)
 
 

@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     import httpx
     import uvicorn
 
-    from monitor.daemon.services import Notifications, Services
+    from monitor.daemon.services import Services
     from monitor.intake.privacy import RetentionLoop
     from monitor.judges.base import Labeller
+    from monitor.reporting.notify import Notifier
 
 log = logging.getLogger("monitor.serve")
 
@@ -82,7 +83,7 @@ def build_services(
     clock: Callable[[], datetime] = _now,
     labellers: Sequence[Labeller] = (),
     scheduler: bool = True,
-    notifier: Notifications | None = None,
+    notifier: Notifier | None = None,
 ) -> Services:
     """The daemon's services over the configured store (or `engine`), with a scheduler unless told not."""
     from monitor.cycle.runner import CycleRunner

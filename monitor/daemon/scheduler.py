@@ -61,7 +61,7 @@ from monitor.store.tables import cycles
 if TYPE_CHECKING:
     from apscheduler.job import Job
 
-    from monitor.cycle.runner import CycleOutcome
+    from monitor.cycle.result import CycleOutcome
     from monitor.daemon.leader import Leadership
     from monitor.daemon.services import Services
 
@@ -421,19 +421,17 @@ class FeatureScheduler:
                 outcome.sampled,
                 alerts,
             )
-            from monitor.reporting.digest import (
-                after_cycle,  # the budget check and the weekly digest; never raises
-            )
+            from monitor.reporting.after_cycle import after_cycles  # never raises
 
-            after_cycle(self.services.engine, self.services.settings, feature, at, self.services.clock)
-            notifier = self.services.notifier
-            if notifier is not None:
-                try:
-                    notifier.deliver_new(feature)
-                except Exception:
-                    log.exception(
-                        "notifications of %s failed; they are retried after the next cycle", feature
-                    )
+            services = self.services  # the budget check, the weekly digest, the notifications
+            after_cycles(
+                services.engine,
+                services.settings,
+                [(feature, at)],
+                services.clock,
+                services.notifier,
+                feature,
+            )
             return outcome
         except InputError as exc:
             log.warning("cycle %s not run: %s", feature, exc)

@@ -1,9 +1,9 @@
 """What the daemon's routes and jobs share: the store, the settings, the cycle runner, the clock.
 
 Built once by the composition root (`monitor.daemon.app.build_services`) and handed to `create_app`,
-the scheduler and the review page; nothing here builds anything. The scheduler and the notifier
-are described by what their users need of them (protocols), so this module imports neither the
-scheduler (which imports it) nor the HTTP layer.
+the scheduler and the review page; nothing here builds anything. The scheduler is described by
+what its users need of it (a protocol), so this module imports neither the scheduler (which
+imports it) nor the HTTP layer.
 """
 
 from __future__ import annotations
@@ -20,15 +20,9 @@ from monitor.config import Settings
 from monitor.cycle.runner import CycleRunner
 from monitor.daemon.read_cache import ReadCache
 from monitor.daemon.tokens import TokenBook
+from monitor.reporting.notify import Notifier
 
-__all__ = ["JobScheduler", "Notifications", "Services"]
-
-
-class Notifications(Protocol):
-    """Sends trigger transitions not yet delivered (`monitor.reporting.notify.Notifier`)."""
-
-    def deliver_new(self, feature: str | None = None) -> object:
-        """Deliver the transitions of `feature` (or of every feature) waiting for a receiver."""
+__all__ = ["JobScheduler", "Services"]
 
 
 class JobScheduler(Protocol):
@@ -67,7 +61,7 @@ class Services:
     tokens: TokenBook
     session_secret: bytes
     scheduler: JobScheduler | None = None
-    notifier: Notifications | None = None
+    notifier: Notifier | None = None
     """None when no webhook is configured (or the daemon has no HTTP client for them)."""
     registry: CollectorRegistry | None = None
     """What `GET /metrics` exposes (`monitor.metrics.exporter.build_registry`)."""

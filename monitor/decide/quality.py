@@ -92,44 +92,12 @@ def estimate(
     and an `action_model` (the baseline's pass rate per user action), the human labels
     correct a prediction from the actions (prediction-powered, see monitor.stats.proxy).
     """
-    chosen = [item for item in items if in_scope(item, scope)]
-    humans = [item for item in chosen if item.human is not None]
-    judged = [item for item in chosen if item.judge is not None]
-    both = [item for item in humans if item.judge is not None]
-    judge_only = [item for item in judged if item.human is None]
-    result: Estimate
-    if len(both) >= MIN_PPI_PAIRS and judge_only:
-        result = prediction_powered_pass_rate(
-            [float(bool(item.human)) for item in both],
-            [float(bool(item.judge)) for item in both],
-            [float(bool(item.judge)) for item in judge_only],
-            confidence,
-        )
-        labelled = len(humans) + len(judge_only)
-    elif humans and window_actions and action_model and len(humans) >= MIN_PPI_PAIRS:
-        result = proxy_powered_pass_rate(
-            [float(bool(i.human)) for i in humans],
-            [i.inclusion_prob for i in humans],
-            [i.action for i in humans],
-            window_actions,
-            action_model,
-            confidence,
-            power=1.0,  # the proxy was fitted on the baseline's labels: plain PPI stays exactly unbiased
-        )
-        labelled = len(humans)
-    elif humans:
-        result = weighted_pass_rate(
-            [float(bool(i.human)) for i in humans], [i.inclusion_prob for i in humans], None, confidence
-        )
-        labelled = len(humans)
-    elif judged:
-        result = weighted_pass_rate(
-            [float(bool(i.judge)) for i in judged], [i.inclusion_prob for i in judged], None, confidence
-        )
-        result = Estimate(result.value, result.low, result.high, result.n, "judge-only", confidence)
-        labelled = len(judged)
-    else:
+    found = _pass_rate(
+        [item for item in items if in_scope(item, scope)], confidence, window_actions, action_model
+    )
+    if found is None:
         return None
+    result, labelled = found
     n_eff = _effective_n(result)
     return ScopeQuality(
         scope=scope,
@@ -143,10 +111,52 @@ def estimate(
     )
 
 
+def _pass_rate(
+    chosen: Sequence[LabelledItem],
+    confidence: float,
+    window_actions: Mapping[str, int] | None,
+    action_model: Mapping[str, float] | None,
+) -> tuple[Estimate, int] | None:
+    """The best estimate these items' verdicts allow, and how many verdicts it counts: humans
+    corrected judges, else humans corrected the users' actions, else humans, else judges."""
+    humans = [item for item in chosen if item.human is not None]
+    judged = [item for item in chosen if item.judge is not None]
+    both = [item for item in humans if item.judge is not None]
+    judge_only = [item for item in judged if item.human is None]
+    if len(both) >= MIN_PPI_PAIRS and judge_only:
+        ppi = prediction_powered_pass_rate(
+            [float(bool(item.human)) for item in both],
+            [float(bool(item.judge)) for item in both],
+            [float(bool(item.judge)) for item in judge_only],
+            confidence,
+        )
+        return ppi, len(humans) + len(judge_only)
+    if humans and window_actions and action_model and len(humans) >= MIN_PPI_PAIRS:
+        proxied = proxy_powered_pass_rate(
+            [float(bool(i.human)) for i in humans],
+            [i.inclusion_prob for i in humans],
+            [i.action for i in humans],
+            window_actions,
+            action_model,
+            confidence,
+            power=1.0,  # the proxy was fitted on the baseline's labels: plain PPI stays exactly unbiased
+        )
+        return proxied, len(humans)
+    if humans:
+        weights = [i.inclusion_prob for i in humans]
+        return weighted_pass_rate([float(bool(i.human)) for i in humans], weights, None, confidence), len(
+            humans
+        )
+    if judged:
+        plain = weighted_pass_rate(
+            [float(bool(i.judge)) for i in judged], [i.inclusion_prob for i in judged], None, confidence
+        )
+        return Estimate(plain.value, plain.low, plain.high, plain.n, "judge-only", confidence), len(judged)
+    return None
+
+
 def _effective_n(result: Estimate) -> float:
     """The sample size a plain proportion needs for this precision (PPI is worth more than its humans)."""
-    if result.method == "ppi-actions":
-        return result.n
     if result.method != "ppi":
         return result.n
     from monitor.stats._common import z_value

@@ -10,9 +10,10 @@ counted in `aiqm_drift_signals_dropped`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from monitor.config import Settings
+from monitor.cycle.result import CycleResult
+from monitor.decide.quality import ScopeQuality
 from monitor.metrics.families import Families, number, ts
 from monitor.metrics.specs import STANDARD_TRIGGERS, USER_ACTIONS
 from monitor.store.metric_queries import CycleRow, MetricsData
@@ -28,38 +29,40 @@ def fill_results(out: Families, data: MetricsData, settings: Settings) -> None:
     for name in names:
         feature = settings.feature(name)
         latest, measured = data.latest.get(name), data.measured.get(name)
-        scopes, dropped = _scopes(name, data, measured, limits.max_scopes_per_feature)
+        latest_result = CycleResult.from_json(latest.result) if latest is not None else None
+        measured_result = CycleResult.from_json(measured.result) if measured is not None else None
+        quality = measured_result.quality if measured_result is not None else {}
+        scopes, dropped = _scopes(name, data, quality, limits.max_scopes_per_feature)
         out.add("aiqm_scopes_dropped", (name,), dropped)
-        _quality(out, name, measured, scopes, feature.confidence)
+        _quality(out, name, measured, quality, scopes, feature.confidence)
         _baseline(out, name, data, feature.retrain_drop, feature.fallback_drop)
         _triggers(out, name, data, scopes, has_cycle=latest is not None)
-        if latest is not None:
-            _latest(out, name, latest)
-            _drift(out, name, latest, limits.max_signals_per_feature)
+        if latest is not None and latest_result is not None:
+            _latest(out, name, latest, latest_result)
+            _drift(out, name, latest_result, limits.max_signals_per_feature)
             effects = {
                 "wasserstein_scaled": feature.drift.numeric_effect,
                 "js_distance": feature.drift.categorical_effect,
             }
             for measure, threshold in effects.items():
                 out.add("aiqm_drift_effect_threshold", (name, measure), threshold)
-        judged = next((c for c in (measured, latest) if c is not None and c.result.get("judges")), None)
+        judged = next((r for r in (measured_result, latest_result) if r is not None and r.judges), None)
         if judged is not None:
             _agreement(out, name, judged)
 
 
 def _scopes(
-    name: str, data: MetricsData, measured: CycleRow | None, limit: int
+    name: str, data: MetricsData, quality: Mapping[str, ScopeQuality], limit: int
 ) -> tuple[frozenset[str], int]:
     """The segment scopes to export (the same for every metric of the feature), and how many
     were left out: scopes with a pending or firing trigger first, then the most labelled."""
-    quality = measured.result.get("quality", {}) if measured is not None else {}
     triggers = data.triggers.get(name, [])
     active = {t.scope for t in triggers if t.state in ("pending", "firing")}
     every = {s for s in quality if s.startswith("segment:")}
     every |= {t.scope for t in triggers if t.scope.startswith("segment:")}
 
     def rank(scope: str) -> tuple[int, float, str]:
-        labelled = number((quality.get(scope) or {}).get("labelled")) or 0.0
+        labelled = float(quality[scope].labelled) if scope in quality else 0.0
         return (0 if scope in active else 1, -labelled, scope)
 
     kept = sorted(every, key=rank)[:limit]
@@ -67,22 +70,26 @@ def _scopes(
 
 
 def _quality(
-    out: Families, name: str, measured: CycleRow | None, scopes: frozenset[str], confidence: float
+    out: Families,
+    name: str,
+    measured: CycleRow | None,
+    quality: Mapping[str, ScopeQuality],
+    scopes: frozenset[str],
+    confidence: float,
 ) -> None:
     if measured is None:
         return
     out.add("aiqm_quality_cycle_timestamp_seconds", (name,), ts(measured.at))
     out.add("aiqm_quality_confidence_level", (name,), confidence)
-    quality: Mapping[str, Any] = measured.result.get("quality") or {}
     for scope, values in sorted(quality.items()):
-        if (scope != "all" and scope not in scopes) or not isinstance(values, Mapping):
+        if scope != "all" and scope not in scopes:
             continue
         labels = (name, scope)
-        out.add("aiqm_quality_pass_rate", labels, number(values.get("value")))
-        out.add("aiqm_quality_pass_rate_lower", labels, number(values.get("low")))
-        out.add("aiqm_quality_pass_rate_upper", labels, number(values.get("high")))
+        out.add("aiqm_quality_pass_rate", labels, number(values.value))
+        out.add("aiqm_quality_pass_rate_lower", labels, number(values.low))
+        out.add("aiqm_quality_pass_rate_upper", labels, number(values.high))
         if scope == "all":
-            out.add("aiqm_quality_labelled_outputs", (name,), number(values.get("labelled")))
+            out.add("aiqm_quality_labelled_outputs", (name,), number(values.labelled))
     if "all" not in quality:  # an old cycle row: the columns have the overall numbers
         out.add("aiqm_quality_pass_rate", (name, "all"), measured.pass_rate)
         out.add("aiqm_quality_pass_rate_lower", (name, "all"), measured.pass_rate_low)
@@ -124,22 +131,21 @@ def _triggers(
                 out.add("aiqm_trigger_firing", (name, trigger_name, "all"), 0)
 
 
-def _latest(out: Families, name: str, latest: CycleRow) -> None:
-    result = latest.result
+def _latest(out: Families, name: str, latest: CycleRow, result: CycleResult) -> None:
     out.add("aiqm_last_cycle_success_timestamp_seconds", (name,), ts(latest.finished_at))
     out.add("aiqm_last_cycle_scheduled_timestamp_seconds", (name,), ts(latest.at))
     out.add("aiqm_last_cycle_duration_seconds", (name,), latest.duration_seconds)
     out.add("aiqm_window_outputs", (name,), latest.outputs)
-    out.add("aiqm_next_sample_size", (name,), number(result.get("next_sample_size")))
-    actions = (result.get("actions") or {}).get("all") or {}
+    out.add("aiqm_next_sample_size", (name,), number(result.next_sample_size))
+    actions = (result.actions or {}).get("all") or {}
     total = sum(v for v in (number(x) for x in actions.values()) if v is not None)
     if total > 0:
         for action in USER_ACTIONS:
             out.add("aiqm_user_action_ratio", (name, action), (number(actions.get(action)) or 0) / total)
-    cost = result.get("cost")
-    if isinstance(cost, Mapping):
-        spent = number(cost.get("cost_usd"))
-        reported = number(cost.get("outputs_with_cost")) or 0
+    cost = result.cost
+    if cost is not None:
+        spent = number(cost.cost_usd)
+        reported = number(cost.outputs_with_cost) or 0
         if spent is not None and reported > 0:
             out.add("aiqm_window_cost_usd", (name,), spent)
             out.add("aiqm_cost_per_output_usd", (name,), spent / reported)
@@ -148,25 +154,21 @@ def _latest(out: Families, name: str, latest: CycleRow) -> None:
                 out.add("aiqm_cost_per_accepted_output_usd", (name,), spent / accepted)
 
 
-def _drift(out: Families, name: str, latest: CycleRow, limit: int) -> None:
-    entries = [e for e in latest.result.get("drift") or () if isinstance(e, Mapping) and e.get("signal")]
-    entries.sort(key=lambda e: (not e.get("drifted"), str(e["signal"])))
+def _drift(out: Families, name: str, result: CycleResult, limit: int) -> None:
+    entries = sorted((e for e in result.drift_entries if e.signal), key=lambda e: (not e.drifted, e.signal))
     kept = entries[:limit]
     out.add("aiqm_drift_signals_dropped", (name,), len(entries) - len(kept))
     for entry in kept:
-        signal, test = str(entry["signal"]), str(entry.get("test") or "")
-        out.add("aiqm_drift_score", (name, signal, test), number(entry.get("statistic")))
-        out.add("aiqm_drift_p_value", (name, signal, test), number(entry.get("p_value")))
-        measure = entry.get("effect_name")
-        if measure:
-            out.add("aiqm_drift_effect_size", (name, signal, str(measure)), number(entry.get("effect")))
-        out.add("aiqm_drift_detected", (name, signal), 1 if entry.get("drifted") else 0)
+        signal, test = entry.signal, entry.test
+        out.add("aiqm_drift_score", (name, signal, test), number(entry.statistic))
+        out.add("aiqm_drift_p_value", (name, signal, test), number(entry.p_value))
+        if entry.effect_name:
+            out.add("aiqm_drift_effect_size", (name, signal, entry.effect_name), number(entry.effect))
+        out.add("aiqm_drift_detected", (name, signal), 1 if entry.drifted else 0)
 
 
-def _agreement(out: Families, name: str, cycle: CycleRow) -> None:
-    for judge, summary in sorted((cycle.result.get("judges") or {}).items()):
-        if not isinstance(summary, Mapping):
-            continue
-        out.add("aiqm_judge_agreement_kappa", (name, judge), number(summary.get("kappa")))
-        out.add("aiqm_judge_agreement_ratio", (name, judge), number(summary.get("agreement")))
-        out.add("aiqm_judge_agreement_pairs", (name, judge), number(summary.get("n")))
+def _agreement(out: Families, name: str, result: CycleResult) -> None:
+    for judge, summary in sorted(result.judges.items()):
+        out.add("aiqm_judge_agreement_kappa", (name, judge), number(summary.kappa))
+        out.add("aiqm_judge_agreement_ratio", (name, judge), number(summary.agreement))
+        out.add("aiqm_judge_agreement_pairs", (name, judge), number(summary.n))

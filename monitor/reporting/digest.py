@@ -4,9 +4,8 @@
 wraps them (text body, HTML attached); `send_email` speaks SMTP (STARTTLS and login when
 configured, the credentials read from the environment variables the config names);
 `post_webhooks` POSTs the digest to the named webhooks (json: the summary and the page; slack:
-the summary as text). `after_cycle` is what the scheduler runs after each feature's cycle: the
-budget check (`monitor.reporting.costs.check_budget`), then the digest when `digest` is configured. It
-never raises: a failed delivery is logged and returned as a note.
+the summary as text). After each cycle (`aiqm cycle` and the scheduler alike),
+`monitor.reporting.after_cycle` queues and sends the week's digest with `send_due`.
 
 Each week's digest goes out once per channel (`email`, `webhook:<name>`): `send_due` queues the
 latest done cycle's digest in `digest_deliveries` and sends what is due; a failed sending
@@ -20,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import smtplib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
@@ -266,32 +264,4 @@ def _send_all(
         with engine.begin() as conn:
             dq.record(conn, delivery.pk, "sent", None, now)
         notes.append(note)
-    return notes
-
-
-def after_cycle(
-    engine: Engine,
-    settings: Settings,
-    feature: str,
-    at: datetime,
-    clock: Callable[[], datetime],
-    http: httpx.Client | None = None,
-) -> list[str]:
-    """After a scheduled cycle: the budget check, then the weekly digest. Never raises."""
-    from monitor.reporting.costs import check_budget
-    from monitor.store.cycle_queries import cycle_row
-
-    notes: list[str] = []
-    try:
-        with engine.connect() as conn:
-            row = cycle_row(conn, feature, at)
-        if row is not None and check_budget(engine, settings, feature, row, clock()) is not None:
-            notes.append("budget: over")
-        if settings.digest is not None and row is not None:
-            notes += send_due(engine, settings, clock(), [feature], http)
-    except Exception:
-        log.exception("the budget check or digest of %s after the cycle at %s failed", feature, at)
-        return notes
-    for note in notes:
-        log.info("%s after the cycle at %s: %s", feature, at.isoformat(), note)
     return notes

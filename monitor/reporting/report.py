@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, select
 
 from monitor.config import Settings
+from monitor.cycle.result import CycleResult
 from monitor.errors import NotFound
 from monitor.reporting.brief import collect_brief, format_brief
 from monitor.reporting.costs import WeekCosts, cycle_costs, format_costs
@@ -125,7 +126,7 @@ def collect_report(
     if active is None:
         active = next((b for b in baselines if b["status"] == "active"), None)
     costs = cycle_costs(engine, settings, feature, cycle)
-    result = cycle["result"] or {}
+    result = CycleResult.from_json(cycle["result"])
     return {
         "feature": feature,
         "cycle": cycle,
@@ -138,12 +139,12 @@ def collect_report(
         if active is None or active["pass_rate"] is None
         else active["pass_rate"] - config.fallback_drop,
         "confidence": config.confidence,
-        "segments": {scope: data for scope, data in (result.get("quality") or {}).items() if scope != "all"},
-        "drifted": list(result.get("drifted") or []),
-        "alerts": list(result.get("alerts") or []),
+        "segments": {scope: data.to_json() for scope, data in result.quality.items() if scope != "all"},
+        "drifted": list(result.drift.drifted if result.drift is not None else ()),
+        "alerts": [alert.to_json() for alert in result.alerts],
         "events": events,
         "worst": _worst_examples(engine, feature, cycle["at"], config.low_confidence_signal),
-        "judges": result.get("judges") or {},
+        "judges": {name: agreement.to_json() for name, agreement in result.judges.items()},
         "costs": costs,
         "brief": brief,
     }
@@ -229,10 +230,9 @@ def chart_drift(report: dict[str, Any]) -> str:
     figure, axes = _figure()
     series: dict[str, list[tuple[datetime, float]]] = {}
     for c in report["history"]:
-        for entry in (c["result"] or {}).get("drift") or []:
-            effect = entry.get("effect")
-            if isinstance(effect, int | float):
-                series.setdefault(str(entry.get("signal")), []).append((c["at"], float(effect)))
+        for entry in CycleResult.from_json(c["result"]).drift_entries:
+            if entry.effect is not None:
+                series.setdefault(entry.signal, []).append((c["at"], float(entry.effect)))
     for name, points in sorted(series.items()):
         axes.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=name)
     if series:

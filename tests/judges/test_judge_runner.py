@@ -174,12 +174,12 @@ def test_the_cycle_stores_judge_labels_and_their_agreement(engine: Engine) -> No
     with engine.connect() as conn:
         sources = {row[0] for row in conn.execute(select(labels.c.source).where(labels.c.feature == FEATURE))}
     assert sources == {"human:ann", "judge:refusal"}
-    agreement = outcome.result["judges"]["refusal"]
+    agreement = outcome.result.to_json()["judges"]["refusal"]
     assert agreement["n"] == outcome.sampled == 30
     assert agreement["agreement"] == pytest.approx(20 / 30)  # humans pass the 10 refusals the judge fails
     assert agreement["kappa"] == pytest.approx(0.0)  # humans all pass: no agreement beyond chance
     assert agreement["pairs"] == [[20, 10], [0, 0]]
-    json.dumps(outcome.result, allow_nan=False)  # storable in PostgreSQL's JSONB
+    json.dumps(outcome.result.to_json(), allow_nan=False)  # storable in PostgreSQL's JSONB
 
 
 def test_build_labellers_only_when_a_feature_has_judges(engine: Engine) -> None:
