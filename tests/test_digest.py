@@ -174,7 +174,7 @@ def test_aiqm_cycle_sends_the_digest_as_the_scheduler_does(
     inbox, port = smtp
     times = build(engine, settings_for(), tmp_path / "history", weeks=5)
     at = times[-1] + timedelta(days=7)  # the next weekly cycle: `aiqm cycle` runs it
-    monkeypatch.setattr("monitor.cli._now", lambda: at + timedelta(minutes=5))
+    monkeypatch.setattr("monitor.cli.cycle.utc_now", lambda: at + timedelta(minutes=5))
     config = tmp_path / "aiqm.yaml"
     config.write_text(
         f"features:\n  {FEATURE}:\n    owner: ops-ml@example.com\n"
