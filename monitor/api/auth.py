@@ -28,6 +28,8 @@ from monitor.daemon.tokens import ROLES, Principal
 if TYPE_CHECKING:
     from monitor.daemon.services import Services
 
+MAX_COOKIE_CHARS = 2048  # a session cookie is far shorter; a longer one is not ours
+
 __all__ = [
     "SESSION_COOKIE",
     "Principal",
@@ -93,7 +95,7 @@ def close_session(response: Response) -> None:
 def read_session(request: Request, secret: bytes, *, now: float | None = None) -> Principal | None:
     """The principal of a valid, unexpired session cookie, else None."""
     value = request.cookies.get(SESSION_COOKIE)
-    if not value or len(value) > 2048 or value.count(".") != 1:
+    if not value or len(value) > MAX_COOKIE_CHARS or value.count(".") != 1:
         return None
     payload, signature = value.split(".")
     if not hmac.compare_digest(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.responses import RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -54,7 +54,7 @@ async def current_caller(
     try:
         principal = await _check(request, credentials)
     except HTTPException as exc:
-        if exc.status_code == 401 and credentials is None:
+        if exc.status_code == status.HTTP_401_UNAUTHORIZED and credentials is None:
             return None
         raise
     if credentials is not None:

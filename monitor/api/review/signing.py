@@ -38,10 +38,13 @@ def rendered_stamp(secret: bytes, feature: str, output_id: str, at: datetime) ->
     return f"{millis}.{_mac(secret, 'rendered', feature, output_id, millis)[:32]}"
 
 
+MAX_STAMP_DIGITS = 15  # milliseconds since 1970 have 13 digits until the year 2286
+
+
 def review_seconds(secret: bytes, feature: str, output_id: str, stamp: str, now: datetime) -> float | None:
     """Seconds since the signed render stamp; None when it is missing, forged or in the future."""
     millis, _, mac = stamp.partition(".")
-    if not millis.isdigit() or len(millis) > 15:
+    if not millis.isdigit() or len(millis) > MAX_STAMP_DIGITS:
         return None
     if not same(_mac(secret, "rendered", feature, output_id, millis)[:32], mac):
         return None
