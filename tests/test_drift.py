@@ -6,11 +6,13 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from monitor.cli import main
 from monitor.config import DriftSettings
 from monitor.decide.drift import (
     DEFAULT_THRESHOLDS,
@@ -223,3 +225,25 @@ def test_prepared_reference_is_reusable(bins: int) -> None:
     second = compare_columns(reference, OutputColumns.from_records(simulate(11, 500)))
     assert first == second
     assert all(ref.edges.size <= bins - 1 for ref in reference.numeric.values())
+
+
+def test_aiqm_drift_uses_the_configured_drift_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AIQM_CONFIG", raising=False)
+    reference, current = tmp_path / "reference.jsonl", tmp_path / "current.jsonl"
+    reference.write_text("".join(json.dumps(r) + "\n" for r in simulate(6, 1500)))
+    current.write_text("".join(json.dumps(r) + "\n" for r in simulate(7, 1500, output_stretch=1.15)))
+
+    def drifted(*options: str) -> list[str]:
+        assert main(["drift", str(reference), str(current), "--json", *options]) == 0
+        entries = json.loads(capsys.readouterr().out)["signals"]
+        return sorted({e["signal"] for e in entries if e["drifted"] and e["test"] in ("ks", "chi2")})
+
+    assert "output_length" in drifted()  # the defaults: the daemon's
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text(
+        "defaults:\n  drift: {numeric_effect: 5.0}\nfeatures:\n  strict:\n    drift: {numeric_effect: 0.01}\n"
+    )
+    assert "output_length" not in drifted("--config", str(lenient))
+    assert "output_length" in drifted("--config", str(lenient), "--feature", "strict")

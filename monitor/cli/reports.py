@@ -86,12 +86,21 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    from monitor.decide.drift import OutputColumns, compare_columns, format_report, prepare_reference
+    from monitor.config import load_settings
+    from monitor.decide.drift import (
+        OutputColumns,
+        compare_columns,
+        format_report,
+        prepare_reference,
+        thresholds_of,
+    )
     from monitor.intake.ingest import OUTPUTS, read_records
 
+    settings = load_settings(args.config)  # the same drift thresholds as the daemon's cycles
+    drift = settings.feature(args.feature).drift if args.feature else settings.defaults.drift
     reference = OutputColumns.from_records(r.to_json() for r in read_records(args.reference, OUTPUTS))
     current = OutputColumns.from_records(r.to_json() for r in read_records(args.current, OUTPUTS))
-    report = compare_columns(prepare_reference(reference), current)
+    report = compare_columns(prepare_reference(reference), current, thresholds_of(drift))
     print(json.dumps(report.to_json(), indent=2) if args.json else format_report(report))
     return EXIT_OK
 
@@ -143,3 +152,5 @@ def add_drift(commands: Commands) -> None:
     drift.add_argument("reference", help="JSONL of the reference outputs")
     drift.add_argument("current", help="JSONL of the current outputs")
     drift.add_argument("--json", action="store_true")
+    drift.add_argument("--feature", help="use this feature's drift settings (default: the defaults block)")
+    config_option(drift)
