@@ -25,7 +25,7 @@ from monitor.config import FeatureSettings, Settings
 from monitor.decide.drift import OutputColumns, PreparedReference, compare_columns, prepare_reference
 from monitor.decide.judge_agreement import JudgePairs, judge_pairs
 from monitor.decide.quality import LabelledItem, ScopeQuality, cycle_quality
-from monitor.decide.sampling import Candidate, SamplingPlan, draw
+from monitor.decide.sampling import Candidate, SamplingPlan, draw, draw_from_phase_one, phase_one_size
 from monitor.decide.schedule import fire_times
 from monitor.decide.triggers import Baseline, CycleFacts, TriggerState, decide
 from monitor.errors import InputError
@@ -214,10 +214,11 @@ class CycleRunner:
             low_confidence_share=settings.low_confidence_oversample,
         )
         seed = self.cycle_seed(feature, at)
-        if sq.window_span(conn, feature, start, at) > sq.BIG_WINDOW:  # drawn in the store
-            chosen = sq.draw_big_window(
-                conn, feature, start, at, plan, seed, settings.low_confidence_signal
-            ).chosen
+        if sq.window_span(conn, feature, start, at) > sq.BIG_WINDOW:  # phase one drawn in the store
+            first = sq.random_unreviewed(
+                conn, feature, start, at, phase_one_size(plan.size), seed, settings.low_confidence_signal
+            )
+            chosen = draw_from_phase_one(first.outputs, first.population, plan, seed)
         else:
             candidates = [
                 Candidate(c.output_id, c.segment, c.signals.get(settings.low_confidence_signal))
