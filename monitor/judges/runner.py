@@ -149,9 +149,7 @@ class JudgeLabeller:
             if key in cycle.done:
                 call = cycle.done[key]
                 assert call.verdict is not None
-                labels.append(
-                    self._record(cycle.feature, judge.name, item.output_id, call.verdict, call.rationale)
-                )
+                labels.append(self._record(cycle.feature, key, call.verdict, call.rationale))
                 continue
             expected = sum(costs) / len(costs) if costs else judge.estimate_cost_usd(item)
             if not exhausted and paid and cycle.spent + expected > cycle.budget:
@@ -165,31 +163,17 @@ class JudgeLabeller:
                 )
             if exhausted:
                 if key not in cycle.exhausted_before:
-                    pending.append(
-                        self._judge_call(cycle, judge.name, item.output_id, error=BUDGET_EXHAUSTED)
-                    )
+                    pending.append(self._judge_call(cycle, key, error=BUDGET_EXHAUSTED))
                 continue
             verdict, error, cost, latency = self._call(judge, item)
             cycle.spent += cost
             if cost:
                 costs.append(cost)
             pending.append(
-                self._judge_call(
-                    cycle,
-                    judge.name,
-                    item.output_id,
-                    verdict=verdict,
-                    error=error,
-                    cost=cost,
-                    latency=latency,
-                )
+                self._judge_call(cycle, key, verdict=verdict, error=error, cost=cost, latency=latency)
             )
             if verdict is not None:
-                labels.append(
-                    self._record(
-                        cycle.feature, judge.name, item.output_id, verdict.verdict, verdict.rationale
-                    )
-                )
+                labels.append(self._record(cycle.feature, key, verdict.verdict, verdict.rationale))
             if paid and len(pending) >= PAID_FLUSH_EVERY:
                 self._flush(pending)
         self._flush(pending)
@@ -211,14 +195,14 @@ class JudgeLabeller:
     def _judge_call(
         self,
         cycle: _CycleCalls,
-        judge: str,
-        output_id: str,
+        key: tuple[str, str],
         *,
         verdict: JudgeVerdict | None = None,
         error: str | None = None,
         cost: float = 0.0,
         latency: float | None = None,
     ) -> JudgeCall:
+        judge, output_id = key
         return JudgeCall(
             feature=cycle.feature,
             cycle_at=cycle.at,
@@ -238,9 +222,9 @@ class JudgeLabeller:
                 jq.add_judge_calls(conn, pending)
             pending.clear()
 
-    def _record(
-        self, feature: str, judge: str, output_id: str, verdict: str, rationale: str | None
-    ) -> LabelRecord:
+    def _record(self, feature: str, key: tuple[str, str], verdict: str, rationale: str | None) -> LabelRecord:
+        """The label a judge's verdict on an output (`key`: judge, output id) gives."""
+        judge, output_id = key
         return LabelRecord(
             output_id=output_id,
             feature=feature,
