@@ -186,6 +186,12 @@ def cycles_with_new_labels(conn: Connection, feature: str, after: datetime) -> l
     return sorted(conn.execute(query).scalars())
 
 
+def running_cycles(conn: Connection) -> set[tuple[str, datetime]]:
+    """(feature, scheduled time) of every cycle started and not finished (running, or cut short)."""
+    query = select(cycles.c.feature, cycles.c.at).where(cycles.c.status == "running")
+    return {(row.feature, row.at) for row in conn.execute(query)}
+
+
 def cycle_row(conn: Connection, feature: str, at: datetime) -> dict[str, Any] | None:
     row = (
         conn.execute(select(cycles).where(cycles.c.feature == feature, cycles.c.at == at)).mappings().first()
