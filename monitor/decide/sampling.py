@@ -13,7 +13,8 @@ simple random sample of ``m`` of its ``N`` unreviewed outputs without reading th
 `draw_from_phase_one` runs the usual stratified draw over those ``m``. An output's inclusion
 probability is then ``(m / N) * (n_h / m_h)``; the factor ``m / N`` is the same for every output
 of a cycle, so weighted pass rates (ratios) do not depend on it, and weighting by the inverse
-is the double expansion estimator, unbiased for the window's totals and means.
+is the double expansion estimator, unbiased for the window's totals and means (``m_h`` is
+random: this is the probability given phase one, which is what that estimator needs).
 """
 
 from __future__ import annotations
