@@ -10,9 +10,10 @@ confidence.
 Methods, each run ``--repeat`` times on a fresh connection (best and median; the pk draw
 with a new seed each time, so it meets pages it has not read before):
 
-pk-draw        ``monitor.store.sample_queries.draw_big_window``: random pks inside the window's
+pk-draw        ``monitor.store.sample_queries.random_unreviewed``: random pks inside the window's
                pk range, rejected when outside the window or already sampled (what the cycle does
                above ``BIG_WINDOW``), then the stratified draw over that phase-1 sample
+               (``monitor.decide.sampling.draw_from_phase_one``)
 order-random  ``... WHERE feature AND ts in window ORDER BY random() LIMIT 50``
 tablesample   PostgreSQL ``TABLESAMPLE SYSTEM (p)`` then the window's ``WHERE`` (p sized for
               50 rows in expectation; it may return fewer, and it samples whole pages)
@@ -37,7 +38,7 @@ import psycopg
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from monitor.decide.sampling import SamplingPlan
+from monitor.decide.sampling import SamplingPlan, draw_from_phase_one, phase_one_size
 from monitor.store.engine import make_engine, migrate
 
 AT = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -152,7 +153,7 @@ def _bind(moment: datetime, dialect: str) -> Any:
 
 
 def run(url: str, repeat: int, size: int) -> list[tuple[str, float, int]]:
-    from monitor.store.sample_queries import draw_big_window, window_span
+    from monitor.store.sample_queries import random_unreviewed, window_span
 
     engine = make_engine(url)
     dialect = engine.dialect.name
@@ -161,8 +162,9 @@ def run(url: str, repeat: int, size: int) -> list[tuple[str, float, int]]:
 
     def pk_draw(conn: Any, attempt: int) -> int:
         window_span(conn, FEATURE, START, AT)  # what the cycle reads first to choose the path
-        drawn = draw_big_window(conn, FEATURE, START, AT, plan, seed=1000 + attempt)
-        return len(drawn.chosen)
+        seed = 1000 + attempt
+        first = random_unreviewed(conn, FEATURE, START, AT, phase_one_size(plan.size), seed)
+        return len(draw_from_phase_one(first.outputs, first.population, plan, seed))
 
     def order_random(conn: Any, _attempt: int) -> int:
         rows = conn.execute(

@@ -10,7 +10,8 @@ from digest_history import FEATURE, JUDGE_COST, REVIEW_SECONDS, build, settings_
 from sqlalchemy import Engine, select
 
 from monitor.config import FeatureSettings
-from monitor.reporting.costs import check_budget, cycle_costs, week_costs
+from monitor.decide.costs import week_costs
+from monitor.reporting.costs import check_budget, cycle_costs
 from monitor.store import cycle_queries as q
 from monitor.store.tables import labels, outputs, samples, trigger_events
 

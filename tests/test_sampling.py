@@ -11,7 +11,17 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from monitor.decide.sampling import OTHER_STRATUM, Candidate, SamplingPlan, allocate, draw, stratum_of
+from monitor.decide.sampling import (
+    OTHER_STRATUM,
+    PHASE_ONE_MIN,
+    Candidate,
+    SamplingPlan,
+    allocate,
+    draw,
+    draw_from_phase_one,
+    phase_one_size,
+    stratum_of,
+)
 
 
 def population(sizes: dict[str, int], key: str = "language") -> list[Candidate]:
@@ -131,6 +141,32 @@ def test_low_confidence_outputs_get_their_share_and_keep_honest_weights() -> Non
     rest_prob = {d.inclusion_prob for d in drawn if not d.low_confidence}
     assert min(low_prob) > max(rest_prob)
     assert sum(1 / d.inclusion_prob for d in drawn) == pytest.approx(1000)
+
+
+def test_phase_one_is_twenty_times_the_sample_at_least_a_thousand_never_more_than_there_is() -> None:
+    assert phase_one_size(50) == 1000 == PHASE_ONE_MIN
+    assert phase_one_size(80) == 1600
+    assert phase_one_size(80, population=1200) == 1200
+    assert phase_one_size(80, population=5000) == 1600
+    assert phase_one_size(0) == phase_one_size(-1) == phase_one_size(50, population=0) == 0
+
+
+def test_phase_two_scales_the_stratified_draws_probabilities_by_m_over_n() -> None:
+    phase_one = population({"en": 700, "de": 300})
+    plan = SamplingPlan(size=50)
+    drawn = draw_from_phase_one(phase_one, 10_000, plan, seed=5)
+    within = draw(phase_one, plan, seed=5)
+    assert [d.output_id for d in drawn] == [d.output_id for d in within]
+    assert [d.inclusion_prob for d in drawn] == pytest.approx([d.inclusion_prob * 0.1 for d in within])
+    # The inverse probabilities add up to N, the window the phase-one sample came from.
+    assert sum(1 / d.inclusion_prob for d in drawn) == pytest.approx(10_000)
+    assert draw_from_phase_one([], 10_000, plan, seed=5) == []
+
+
+def test_phase_two_never_states_a_probability_above_one() -> None:
+    phase_one = population({"en": 40})
+    drawn = draw_from_phase_one(phase_one, 20, SamplingPlan(size=50), seed=1)  # N underestimated
+    assert {d.inclusion_prob for d in drawn} == {1.0}
 
 
 @hyp_settings(max_examples=60)

@@ -40,7 +40,14 @@ from monitor.cycle.result import (
 )
 from monitor.cycle.trigger_rows import alerts_of, previous_states, save_decision
 from monitor.decide.quality import ScopeQuality
-from monitor.decide.sampling import Candidate, Drawn, SamplingPlan, draw
+from monitor.decide.sampling import (
+    Candidate,
+    Drawn,
+    SamplingPlan,
+    draw,
+    draw_from_phase_one,
+    phase_one_size,
+)
 from monitor.decide.schedule import fire_times
 from monitor.decide.triggers import Decision, decide
 from monitor.errors import InputError
@@ -193,10 +200,11 @@ class CycleRunner:
             max_strata=settings.max_strata,
             low_confidence_share=settings.low_confidence_oversample,
         )
-        if sq.window_span(conn, feature, start, at) > sq.BIG_WINDOW:  # drawn in the store
-            return sq.draw_big_window(
-                conn, feature, start, at, plan, seed, settings.low_confidence_signal
-            ).chosen
+        if sq.window_span(conn, feature, start, at) > sq.BIG_WINDOW:  # phase one drawn in the store
+            first = sq.random_unreviewed(
+                conn, feature, start, at, phase_one_size(plan.size), seed, settings.low_confidence_signal
+            )
+            return draw_from_phase_one(first.outputs, first.population, plan, seed)
         candidates = [
             Candidate(c.output_id, c.segment, c.signals.get(settings.low_confidence_signal))
             for c in q.unreviewed_in_window(conn, feature, start, at)

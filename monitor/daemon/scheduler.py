@@ -50,13 +50,11 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
-from sqlalchemy import select
 
 from monitor.decide.schedule import cron, last_fire_time, period
 from monitor.errors import InputError
-from monitor.store.cycle_queries import feature_names
+from monitor.store.cycle_queries import feature_names, running_cycles
 from monitor.store.scheduler_jobs import JOBS_TABLE, point_jobs_at_moved_functions
-from monitor.store.tables import cycles
 
 if TYPE_CHECKING:
     from apscheduler.job import Job
@@ -366,12 +364,7 @@ class FeatureScheduler:
         """A feature whose latest due cycle was left `running` (a crash) runs it again at start."""
         now = self._timer_now()
         with self.services.engine.connect() as conn:
-            unfinished = {
-                (feature, at)
-                for feature, at in conn.execute(
-                    select(cycles.c.feature, cycles.c.at).where(cycles.c.status == "running")
-                )
-            }
+            unfinished = running_cycles(conn)
         clock = self.services.clock()
         for feature, job in self.jobs().items():
             due = self._due(feature, clock)

@@ -6,6 +6,15 @@ sample, but at least `min_per_stratum`, so that a small segment is still seen; t
 confident outputs can get a larger share. Every drawn output carries its inclusion
 probability n_h / N_h, so the weighted (Horvitz-Thompson) estimate stays unbiased whatever
 the allocation. The same seed gives the same draw.
+
+A big window is drawn in two phases (double sampling for stratification): the store draws a
+simple random sample of ``m`` of its ``N`` unreviewed outputs without reading the window
+(`monitor.store.sample_queries.random_unreviewed`, ``m = phase_one_size(n)``), and
+`draw_from_phase_one` runs the usual stratified draw over those ``m``. An output's inclusion
+probability is then ``(m / N) * (n_h / m_h)``; the factor ``m / N`` is the same for every output
+of a cycle, so weighted pass rates (ratios) do not depend on it, and weighting by the inverse
+is the double expansion estimator, unbiased for the window's totals and means (``m_h`` is
+random: this is the probability given phase one, which is what that estimator needs).
 """
 
 from __future__ import annotations
@@ -13,11 +22,27 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 LOW_CONFIDENCE_QUANTILE = 0.2
 OTHER_STRATUM = "other"
+PHASE_ONE_FACTOR = 20
+PHASE_ONE_MIN = 1_000
+
+
+class Drawable(Protocol):
+    """What the draw reads of an output: a `Candidate`, or a row the store read."""
+
+    @property
+    def output_id(self) -> str: ...
+
+    @property
+    def segment(self) -> Mapping[str, str]: ...
+
+    @property
+    def confidence(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -79,7 +104,7 @@ def allocate(
     return allocation
 
 
-def draw(candidates: Sequence[Candidate], plan: SamplingPlan, seed: int) -> list[Drawn]:
+def draw(candidates: Sequence[Drawable], plan: SamplingPlan, seed: int) -> list[Drawn]:
     """A stratified random sample of the candidates (outputs never reviewed before)."""
     if not candidates or plan.size <= 0:
         return []
@@ -122,6 +147,30 @@ def draw(candidates: Sequence[Candidate], plan: SamplingPlan, seed: int) -> list
     return chosen
 
 
+def phase_one_size(sample_size: int, population: int | None = None) -> int:
+    """``m``: how many outputs phase one draws for a sample of `sample_size` (0: no draw at all).
+
+    `population` is ``N`` when known: phase one never asks for more than there is."""
+    if sample_size <= 0 or population == 0:
+        return 0
+    wanted = max(PHASE_ONE_FACTOR * sample_size, PHASE_ONE_MIN)
+    return wanted if population is None else min(wanted, population)
+
+
+def draw_from_phase_one(
+    phase_one: Sequence[Drawable], population: int, plan: SamplingPlan, seed: int
+) -> list[Drawn]:
+    """Phase two: the stratified draw over phase one's simple random sample of ``m`` of the
+    window's ``population`` (N) outputs, each inclusion probability times ``m / N``."""
+    if not phase_one:
+        return []
+    factor = len(phase_one) / population
+    return [
+        Drawn(d.output_id, d.stratum, min(1.0, d.inclusion_prob * factor), d.low_confidence)
+        for d in draw(phase_one, plan, seed)
+    ]
+
+
 def _cap_strata(names: list[str], max_strata: int) -> list[str]:
     """Keep the largest strata; fold the rest into one, so that a high-cardinality tag cannot explode."""
     counts: dict[str, int] = {}
@@ -133,7 +182,7 @@ def _cap_strata(names: list[str], max_strata: int) -> list[str]:
     return [name if name in kept else OTHER_STRATUM for name in names]
 
 
-def _low_confidence_flags(candidates: Sequence[Candidate], share: float) -> list[bool]:
+def _low_confidence_flags(candidates: Sequence[Drawable], share: float) -> list[bool]:
     if share <= 0:
         return [False] * len(candidates)
     values = [c.confidence for c in candidates if c.confidence is not None]

@@ -31,10 +31,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, null, or_, select, update
+from sqlalchemy import Engine
 
 from monitor.records import OutputRecord
-from monitor.store.tables import outputs, samples
+from monitor.store import text_queries
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +127,13 @@ def apply_retention(engine: Engine, days: float, now: datetime, chunk: int = 10_
     Works in chunks of `chunk` rows per transaction, so a large backlog never holds a long lock.
     """
     cutoff = now - timedelta(days=days)
-    raw_kept = and_(outputs.c.ts < cutoff, or_(outputs.c.input.is_not(None), outputs.c.output.is_not(None)))
     cleared = 0
     while True:
         with engine.begin() as conn:
-            pks = [row[0] for row in conn.execute(select(outputs.c.pk).where(raw_kept).limit(chunk))]
+            pks = text_queries.text_older_than(conn, cutoff, chunk)
             if not pks:
                 return cleared
-            conn.execute(update(outputs).where(outputs.c.pk.in_(pks)).values(input=null(), output=null()))
+            text_queries.delete_text(conn, pks)
         cleared += len(pks)
 
 
@@ -149,36 +148,15 @@ def delete_unsampled_text(
     `samples` would leave the plan to the table's statistics, and a stale estimate turns it
     into a nested loop over every sample for every output.
     """
-    sampled_at = (
-        select(outputs.c.ts, outputs.c.pk)
-        .select_from(
-            samples.join(
-                outputs,
-                and_(outputs.c.feature == samples.c.feature, outputs.c.output_id == samples.c.output_id),
-            )
-        )
-        .where(samples.c.feature == feature, outputs.c.ts >= start, outputs.c.ts < end)
-    )
     with engine.connect() as conn:
-        sampled = sorted((row[0], row[1]) for row in conn.execute(sampled_at))
+        sampled = text_queries.sampled_outputs_in_window(conn, feature, start, end)
     cleared = 0
     low = start
     while low < end:
         high = min(low + step, end)
-        keep = [pk for ts, pk in sampled if low <= ts < high]
+        keep = [key.pk for key in sampled if low <= key.ts < high]
         with engine.begin() as conn:
-            result = conn.execute(
-                update(outputs)
-                .where(
-                    outputs.c.feature == feature,
-                    outputs.c.ts >= low,
-                    outputs.c.ts < high,
-                    or_(outputs.c.input.is_not(None), outputs.c.output.is_not(None)),
-                    outputs.c.pk.not_in(keep),
-                )
-                .values(input=null(), output=null())
-            )
-        cleared += result.rowcount
+            cleared += text_queries.delete_text_except(conn, feature, low, high, keep)
         low = high
     return cleared
 

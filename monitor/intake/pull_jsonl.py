@@ -29,19 +29,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    delete,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Engine
 
 from monitor.errors import InputError
 from monitor.intake.ingest import BATCH, OUTPUTS, parse_line
 from monitor.records import BadLine, OutputRecord
-from monitor.store.tables import pull_positions, utcnow
+from monitor.store import pull_queries
+from monitor.store.pull_queries import FileIdentity, FilePosition
+from monitor.store.tables import utcnow
 from monitor.store.writes import insert_outputs
 
 
@@ -65,12 +60,6 @@ class PullSummary:
         return text
 
 
-@dataclass(frozen=True)
-class _Position:
-    offset: int
-    lines: int
-
-
 def pull_jsonl(
     engine: Engine,
     directories: Sequence[str | Path],
@@ -86,10 +75,7 @@ def pull_jsonl(
         folder = Path(directory).resolve()
         source = f"jsonl:{folder}"
         with engine.connect() as conn:
-            known = {
-                (int(r.device), int(r.inode)): _Position(int(r.offset), int(r.lines))
-                for r in conn.execute(select(pull_positions).where(pull_positions.c.source == source))
-            }
+            known = pull_queries.file_positions(conn, source)
         files = _files(folder, pattern, set(known))
         for identity, path in files:
             summary.files += 1
@@ -99,20 +85,13 @@ def pull_jsonl(
         gone = set(known) - {identity for identity, _ in files}
         if gone:
             with engine.begin() as conn:
-                for device, inode in gone:
-                    conn.execute(
-                        delete(pull_positions).where(
-                            pull_positions.c.source == source,
-                            pull_positions.c.device == device,
-                            pull_positions.c.inode == inode,
-                        )
-                    )
+                pull_queries.forget_files(conn, source, gone)
     return summary
 
 
-def _files(folder: Path, pattern: str, known: set[tuple[int, int]]) -> list[tuple[tuple[int, int], Path]]:
+def _files(folder: Path, pattern: str, known: set[FileIdentity]) -> list[tuple[FileIdentity, Path]]:
     """The files to read, oldest first: those matching the pattern, and known ones renamed away."""
-    found: dict[tuple[int, int], tuple[float, str, Path]] = {}
+    found: dict[FileIdentity, tuple[float, str, Path]] = {}
     try:
         entries = list(os.scandir(folder))
     except OSError as exc:
@@ -131,9 +110,9 @@ def _files(folder: Path, pattern: str, known: set[tuple[int, int]]) -> list[tupl
 def _pull_file(
     engine: Engine,
     source: str,
-    identity: tuple[int, int],
+    identity: FileIdentity,
     path: Path,
-    position: _Position | None,
+    position: FilePosition | None,
     clock: Callable[[], datetime],
     summary: PullSummary,
     rejects_dir: Path | None,
@@ -171,7 +150,7 @@ def _pull_file(
             batch.append(prepare(record) if prepare else record)
             if len(batch) + len(rejects) >= BATCH:
                 _commit(engine, source, identity, path, position, offset, number, batch, clock, summary)
-                position = _Position(offset, number)
+                position = FilePosition(offset, number)
                 _write_rejects(path, rejects, rejects_dir, summary)
                 batch, rejects = [], []
         _commit(engine, source, identity, path, position, offset, number, batch, clock, summary)
@@ -181,9 +160,9 @@ def _pull_file(
 def _commit(
     engine: Engine,
     source: str,
-    identity: tuple[int, int],
+    identity: FileIdentity,
     path: Path,
-    position: _Position | None,
+    position: FilePosition | None,
     offset: int,
     lines: int,
     batch: list[OutputRecord],
@@ -197,33 +176,9 @@ def _commit(
             counts = insert_outputs(conn, batch, now)
             summary.stored += counts.stored
             summary.duplicates += counts.duplicates
-        _save_position(conn, source, identity, path, position, offset, lines, now)
-
-
-def _save_position(
-    conn: Connection,
-    source: str,
-    identity: tuple[int, int],
-    path: Path,
-    position: _Position | None,
-    offset: int,
-    lines: int,
-    now: datetime,
-) -> None:
-    values = {"offset": offset, "lines": lines, "path": str(path), "updated_at": now}
-    key = {"source": source, "device": identity[0], "inode": identity[1]}
-    if position is None:
-        conn.execute(insert(pull_positions).values(**key, **values))
-        return
-    conn.execute(
-        update(pull_positions)
-        .where(
-            pull_positions.c.source == source,
-            pull_positions.c.device == identity[0],
-            pull_positions.c.inode == identity[1],
+        pull_queries.save_file_position(
+            conn, source, identity, str(path), FilePosition(offset, lines), now, new=position is None
         )
-        .values(**values)
-    )
 
 
 def _write_rejects(path: Path, rejects: list[BadLine], directory: Path | None, summary: PullSummary) -> None:

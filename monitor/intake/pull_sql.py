@@ -32,24 +32,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import (
-    Engine,
-    MetaData,
-    String,
-    Table,
-    and_,
-    cast,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Engine
 
 from monitor.config import Settings, SqlPullSettings
 from monitor.errors import InputError
 from monitor.records import OUTPUT_FIELDS, BadLine, OutputRecord, validate_output
+from monitor.store import pull_queries, source_queries, text_queries
 from monitor.store.engine import make_engine
-from monitor.store.tables import outputs, pull_watermarks, utcnow
+from monitor.store.pull_queries import Watermark
+from monitor.store.source_queries import Mark, SourceRow, SourceTable
+from monitor.store.tables import utcnow
 from monitor.store.writes import insert_outputs
 
 JSON_FIELDS = {"input", "output", "segment", "signals", "metadata"}
@@ -101,21 +93,12 @@ def pull_sql(
         raise InputError("map a feature column or give pull.sql.feature", field="pull.sql.columns.feature")
     engine = source_engine or make_engine(url)
     try:
+        source = source_queries.source_table(engine, table, columns)
+        cursor_col = source.column(cursor) if cursor else source.columns["ts"]
+        key = f"sql:{engine.url.render_as_string(hide_password=True)}/{table}"
         strip = copy_text == "sampled"
-        return _pull(
-            store,
-            engine,
-            table,
-            columns,
-            feature,
-            cursor,
-            batch,
-            now,
-            rejects_dir,
-            prepare,
-            lookback_seconds,
-            strip,
-        )
+        copy = _Copy(store, engine, source, key, feature, now, rejects_dir, prepare, strip)
+        return _pull(copy, cursor_col, batch, lookback_seconds)
     finally:
         if source_engine is None:
             engine.dispose()
@@ -146,83 +129,89 @@ def pull_configured(
     )
 
 
-def _pull(
-    store: Engine,
-    engine: Engine,
-    table: str,
-    columns: Mapping[str, str],
-    feature: str | None,
-    cursor: str | None,
-    batch: int,
-    now: Callable[[], datetime],
-    rejects_dir: Path | None,
-    prepare: Callable[[OutputRecord], OutputRecord] | None,
-    lookback_seconds: float,
-    strip_text: bool,
-) -> SqlPullSummary:
-    source_table = _reflect(engine, table)
-    mapped = _columns(source_table, table, columns)
-    cursor_col = _columns(source_table, table, {"cursor": cursor})["cursor"] if cursor else mapped["ts"]
-    id_col = mapped["id"]
-    key = f"sql:{engine.url.render_as_string(hide_password=True)}/{table}"
+@dataclass(frozen=True)
+class _Copy:
+    """One pass's fixed parts: where from, where to, and what each row goes through."""
+
+    store: Engine
+    engine: Engine
+    source: SourceTable
+    key: str
+    """The watermark's name: the source's URL (no password) and table."""
+    feature: str | None
+    now: Callable[[], datetime]
+    rejects_dir: Path | None
+    prepare: Callable[[OutputRecord], OutputRecord] | None
+    strip_text: bool
+
+
+def _pull(copy: _Copy, cursor_col: Any, batch: int, lookback_seconds: float) -> SqlPullSummary:
+    """Copy batches after the watermark until the source has no more rows."""
     summary = SqlPullSummary()
-    with store.connect() as conn:
-        row = conn.execute(select(pull_watermarks).where(pull_watermarks.c.source == key)).first()
-    mark: tuple[Any, str] | None = (_load(row.cursor), row.last_id) if row else None
-    stored_mark = row is not None
-    if mark is not None and lookback_seconds > 0:
-        if not isinstance(mark[0], datetime):
-            raise InputError(
-                f"needs a date-time cursor; {table}.{cursor_col.name} holds {type(mark[0]).__name__} values",
-                field="pull.sql.lookback_seconds",
-            )
-        mark = (mark[0] - timedelta(seconds=lookback_seconds), "")  # every id at that time and after
-    names = list(mapped)
+    with copy.store.connect() as conn:
+        stored = pull_queries.watermark(conn, copy.key)
+    mark = _start_mark(stored, lookback_seconds, f"{copy.source.name}.{cursor_col.name}")
+    stored_mark = stored is not None
     while True:
-        query = select(cursor_col, *mapped.values()).order_by(cursor_col, _as_text(id_col)).limit(batch)
-        if mark is not None:
-            query = query.where(
-                or_(cursor_col > mark[0], and_(cursor_col == mark[0], _as_text(id_col) > mark[1]))
-            )
-        with engine.connect() as source:
-            rows = source.execute(query).all()
+        with copy.engine.connect() as conn:
+            rows = source_queries.rows_after(conn, copy.source, cursor_col, mark, batch)
         if not rows:
             break
-        records: list[OutputRecord] = []
-        for number, values in enumerate(rows, start=summary.rows + 1):
-            raw = {name: _value(name, value) for name, value in zip(names, values[1:], strict=True)}
-            raw = {k: v for k, v in raw.items() if v is not None}
-            if feature and "feature" not in raw:
-                raw["feature"] = feature
-            try:
-                record = validate_output(raw)
-            except InputError as exc:
-                _reject(
-                    summary,
-                    BadLine(number, exc.field, exc.message, json.dumps(raw, default=str)),
-                    rejects_dir,
-                    table,
-                )
-                continue
-            record = prepare(record) if prepare else record
-            records.append(record.without_text() if strip_text else record)
+        records = _records(copy, rows, summary)
         summary.rows += len(rows)
-        last = rows[-1]
-        mark = (last[0], str(last[1 + names.index("id")]))
-        with store.begin() as conn:
-            if records:
-                counts = insert_outputs(conn, records, now())
-                summary.stored += counts.stored
-                summary.duplicates += counts.duplicates
-            saved = {"cursor": _dump(mark[0]), "last_id": mark[1], "updated_at": now()}
-            if not stored_mark:
-                conn.execute(insert(pull_watermarks).values(source=key, **saved))
-                stored_mark = True
-            else:
-                conn.execute(update(pull_watermarks).where(pull_watermarks.c.source == key).values(**saved))
+        mark = Mark(rows[-1].cursor, str(rows[-1].values["id"]))
+        _store_batch(copy, records, mark, summary, new_mark=not stored_mark)
+        stored_mark = True
         if len(rows) < batch:
             break
     return summary
+
+
+def _start_mark(stored: Watermark | None, lookback_seconds: float, cursor_name: str) -> Mark | None:
+    """Where this pass starts: after the stored watermark, or `lookback_seconds` before it."""
+    if stored is None:
+        return None
+    mark = Mark(_load(stored.cursor), stored.last_id)
+    if lookback_seconds <= 0:
+        return mark
+    if not isinstance(mark.cursor, datetime):
+        raise InputError(
+            f"needs a date-time cursor; {cursor_name} holds {type(mark.cursor).__name__} values",
+            field="pull.sql.lookback_seconds",
+        )
+    return Mark(mark.cursor - timedelta(seconds=lookback_seconds), "")  # every id at that time and after
+
+
+def _records(copy: _Copy, rows: Sequence[SourceRow], summary: SqlPullSummary) -> list[OutputRecord]:
+    """The batch's rows as validated records (text left out unless copied); bad rows rejected."""
+    records: list[OutputRecord] = []
+    for number, row in enumerate(rows, start=summary.rows + 1):
+        raw = {name: _value(name, value) for name, value in row.values.items()}
+        raw = {k: v for k, v in raw.items() if v is not None}
+        if copy.feature and "feature" not in raw:
+            raw["feature"] = copy.feature
+        try:
+            record = validate_output(raw)
+        except InputError as exc:
+            bad = BadLine(number, exc.field, exc.message, json.dumps(raw, default=str))
+            _reject(summary, bad, copy.rejects_dir, copy.source.name)
+            continue
+        record = copy.prepare(record) if copy.prepare else record
+        records.append(record.without_text() if copy.strip_text else record)
+    return records
+
+
+def _store_batch(
+    copy: _Copy, records: Sequence[OutputRecord], mark: Mark, summary: SqlPullSummary, *, new_mark: bool
+) -> None:
+    """The batch's records and the watermark after it, in one transaction of the store."""
+    with copy.store.begin() as conn:
+        if records:
+            counts = insert_outputs(conn, records, copy.now())
+            summary.stored += counts.stored
+            summary.duplicates += counts.duplicates
+        saved = Watermark(_dump(mark.cursor), mark.last_id)
+        pull_queries.save_watermark(conn, copy.key, saved, copy.now(), new=new_mark)
 
 
 _UNUSED_TS = datetime(1970, 1, 1, tzinfo=UTC)
@@ -258,48 +247,30 @@ class SampledText:
             engine.dispose()
         with store.begin() as conn:
             for record in found:
-                conn.execute(
-                    update(outputs)
-                    .where(outputs.c.feature == feature, outputs.c.output_id == record.id)
-                    .values(input=record.input, output=record.output)
-                )
+                text_queries.set_text(conn, feature, record.id, record.input, record.output)
         return len(found)
 
     @staticmethod
     def _stripped(
         store: Engine, feature: str, output_ids: Sequence[str], kept_since: datetime | None
     ) -> list[str]:
-        stripped = or_(
-            and_(outputs.c.input.is_(None), outputs.c.input_length.is_not(None)),
-            and_(outputs.c.output.is_(None), outputs.c.output_length.is_not(None)),
-        )
-        if kept_since is not None:
-            stripped = and_(stripped, outputs.c.ts >= kept_since)
         found: list[str] = []
         with store.connect() as conn:
             for start in range(0, len(output_ids), SampledText.CHUNK):
-                chunk = list(output_ids[start : start + SampledText.CHUNK])
-                query = select(outputs.c.output_id).where(
-                    outputs.c.feature == feature, outputs.c.output_id.in_(chunk), stripped
-                )
-                found += conn.execute(query).scalars()
+                chunk = output_ids[start : start + SampledText.CHUNK]
+                found += text_queries.without_text(conn, feature, chunk, kept_since)
         return found
 
     def _read(self, engine: Engine, feature: str, ids: list[str]) -> list[OutputRecord]:
         columns = self.sql.columns
-        wanted = [key for key in ("id", "input", "output", "feature") if key in columns]
-        table = _reflect(engine, self.sql.table)
-        mapped = _columns(table, self.sql.table, {key: columns[key] for key in wanted})
-        id_col = mapped["id"]
+        wanted: dict[str, str] = {k: columns[k] for k in ("id", "input", "output", "feature") if k in columns}
+        source = source_queries.source_table(engine, self.sql.table, wanted)
         records: list[OutputRecord] = []
         with engine.connect() as conn:
             for start in range(0, len(ids), self.CHUNK):
                 chunk = ids[start : start + self.CHUNK]
-                query = select(*mapped.values()).where(id_col.in_(_as_column_type(id_col, chunk)))
-                if "feature" in mapped:
-                    query = query.where(mapped["feature"] == feature)
-                for values in conn.execute(query):
-                    raw = {key: _value(key, value) for key, value in zip(wanted, values, strict=True)}
+                for values in source_queries.rows_by_id(conn, source, feature, chunk):
+                    raw = {key: _value(key, value) for key, value in values.items()}
                     record = OutputRecord(
                         id=str(raw["id"]),
                         feature=feature,
@@ -311,38 +282,6 @@ class SampledText:
         return records
 
 
-def _reflect(engine: Engine, table: str) -> Table:
-    """The app's table or view (`schema.name` or `name`) as the database describes it."""
-    schema, _, name = table.rpartition(".")
-    return Table(name, MetaData(), autoload_with=engine, schema=schema or None)
-
-
-def _columns(source: Table, table: str, names: Mapping[str, str]) -> dict[str, Any]:
-    """key -> the source's column named for it; a name the table lacks is a config error."""
-    try:
-        return {key: source.c[column] for key, column in names.items()}
-    except KeyError as exc:
-        raise InputError(f"no column {exc.args[0]!r} in {table}", field="pull.sql.columns") from None
-
-
-def _as_column_type(column: Any, ids: list[str]) -> list[Any]:
-    """The stored (text) ids as the app's id column holds them (an integer, a UUID...), so its
-    index is used; an id the column cannot hold is in none of its rows."""
-    try:
-        kind = column.type.python_type
-    except NotImplementedError:
-        return ids
-    if kind is str:
-        return ids
-    converted = []
-    for value in ids:
-        try:
-            converted.append(kind(value))
-        except (TypeError, ValueError, ArithmeticError):
-            continue
-    return converted
-
-
 def sampled_text(settings: Settings) -> SampledText | None:
     """The cycle's text source when pull mode copies the text of sampled outputs only."""
     sql = settings.pull.sql
@@ -351,10 +290,6 @@ def sampled_text(settings: Settings) -> SampledText | None:
     from monitor.intake.privacy import storage_redaction
 
     return SampledText(sql, storage_redaction(settings), settings.privacy.retention_days)
-
-
-def _as_text(column: Any) -> Any:
-    return cast(column, String)
 
 
 def _value(name: str, value: Any) -> Any:

@@ -18,8 +18,8 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import httpx
 from sqlalchemy import Engine
@@ -39,6 +39,7 @@ from monitor.judges.llm import LLMJudge
 from monitor.judges.rules import JsonJudge, LengthJudge, PatternJudge, RefusalJudge
 from monitor.records import LabelRecord
 from monitor.store import judge_queries as jq
+from monitor.store.judge_queries import JudgeCall, OutputToJudge
 
 __all__ = ["BUDGET_EXHAUSTED", "JudgeLabeller", "make_judge"]
 
@@ -114,13 +115,10 @@ class JudgeLabeller:
         configured: Sequence[JudgeSettings],
         http: httpx.Client | None,
     ) -> list[LabelRecord]:
-        budget = self.settings.feature(feature).judge_budget_usd
         with self.engine.connect() as conn:
             stored = jq.outputs_to_judge(conn, feature, output_ids)
-            earlier = jq.judge_runs_of(conn, feature, at)
-        spent = sum(float(r["cost_usd"] or 0.0) for r in earlier)
-        done = {(r["judge"], r["output_id"]): r for r in earlier if r["verdict"] is not None}
-        exhausted_before = {(r["judge"], r["output_id"]) for r in earlier if r["error"] == BUDGET_EXHAUSTED}
+            earlier = jq.judge_calls_of(conn, feature, at)
+        cycle = _CycleCalls.of(feature, at, self.settings.feature(feature).judge_budget_usd, earlier)
         items = [_judge_input(stored[i]) for i in output_ids if i in stored]
         redactor = redactor_for(self.settings)
         if redactor is not None:  # whatever the store kept, a judge never sees personal data
@@ -133,58 +131,52 @@ class JudgeLabeller:
         labels: list[LabelRecord] = []
         for judge_settings in configured:
             judge = make_judge(judge_settings, http, self.sleep)
-            paid = judge_settings.kind == "llm"
-            pending: list[dict[str, Any]] = []
-            exhausted = False
-            # What this judge's calls cost so far this cycle: the next call is expected to cost the mean.
-            costs = [float(r["cost_usd"]) for r in earlier if r["judge"] == judge.name and r["cost_usd"]]
-            for item in items:
-                key = (judge.name, item.output_id)
-                if key in done:
-                    run = done[key]
-                    labels.append(
-                        self._record(feature, judge.name, item.output_id, run["verdict"], run["rationale"])
-                    )
-                    continue
-                expected = sum(costs) / len(costs) if costs else judge.estimate_cost_usd(item)
-                if not exhausted and paid and spent + expected > budget:
-                    exhausted = True
-                    log.warning(
-                        "%s: judge %s stopped: budget exhausted (%.4f of %.4f USD spent this cycle)",
-                        feature,
-                        judge.name,
-                        spent,
-                        budget,
-                    )
-                if exhausted:
-                    if key not in exhausted_before:
-                        pending.append(
-                            self._run_row(feature, at, judge.name, item.output_id, error=BUDGET_EXHAUSTED)
-                        )
-                    continue
-                verdict, error, cost, latency = self._call(judge, item)
-                spent += cost
-                if cost:
-                    costs.append(cost)
-                pending.append(
-                    self._run_row(
-                        feature,
-                        at,
-                        judge.name,
-                        item.output_id,
-                        verdict=verdict,
-                        error=error,
-                        cost=cost,
-                        latency=latency,
-                    )
+            labels += self._run_judge(cycle, judge, judge_settings.kind == "llm", items)
+        return labels
+
+    def _run_judge(
+        self, cycle: _CycleCalls, judge: Judge, paid: bool, items: Sequence[JudgeInput]
+    ) -> list[LabelRecord]:
+        """One judge over the items: verdicts recorded before are reused, a paid judge stops at
+        the budget, and every new call is recorded (a paid one at once)."""
+        labels: list[LabelRecord] = []
+        pending: list[JudgeCall] = []
+        exhausted = False
+        # What this judge's calls cost so far this cycle: the next call is expected to cost the mean.
+        costs = [float(c.cost_usd) for c in cycle.earlier if c.judge == judge.name and c.cost_usd]
+        for item in items:
+            key = (judge.name, item.output_id)
+            if key in cycle.done:
+                call = cycle.done[key]
+                assert call.verdict is not None
+                labels.append(self._record(cycle.feature, key, call.verdict, call.rationale))
+                continue
+            expected = sum(costs) / len(costs) if costs else judge.estimate_cost_usd(item)
+            if not exhausted and paid and cycle.spent + expected > cycle.budget:
+                exhausted = True
+                log.warning(
+                    "%s: judge %s stopped: budget exhausted (%.4f of %.4f USD spent this cycle)",
+                    cycle.feature,
+                    judge.name,
+                    cycle.spent,
+                    cycle.budget,
                 )
-                if verdict is not None:
-                    labels.append(
-                        self._record(feature, judge.name, item.output_id, verdict.verdict, verdict.rationale)
-                    )
-                if paid and len(pending) >= PAID_FLUSH_EVERY:
-                    self._flush(pending)
-            self._flush(pending)
+            if exhausted:
+                if key not in cycle.exhausted_before:
+                    pending.append(self._judge_call(cycle, key, error=BUDGET_EXHAUSTED))
+                continue
+            verdict, error, cost, latency = self._call(judge, item)
+            cycle.spent += cost
+            if cost:
+                costs.append(cost)
+            pending.append(
+                self._judge_call(cycle, key, verdict=verdict, error=error, cost=cost, latency=latency)
+            )
+            if verdict is not None:
+                labels.append(self._record(cycle.feature, key, verdict.verdict, verdict.rationale))
+            if paid and len(pending) >= PAID_FLUSH_EVERY:
+                self._flush(pending)
+        self._flush(pending)
         return labels
 
     def _call(self, judge: Judge, item: JudgeInput) -> tuple[JudgeVerdict | None, str | None, float, float]:
@@ -200,40 +192,39 @@ class JudgeLabeller:
         latency = verdict.latency_ms or (time.perf_counter() - started) * 1000
         return verdict, None, verdict.cost_usd, latency
 
-    def _run_row(
+    def _judge_call(
         self,
-        feature: str,
-        at: datetime,
-        judge: str,
-        output_id: str,
+        cycle: _CycleCalls,
+        key: tuple[str, str],
         *,
         verdict: JudgeVerdict | None = None,
         error: str | None = None,
         cost: float = 0.0,
         latency: float | None = None,
-    ) -> dict[str, Any]:
-        return {
-            "feature": feature,
-            "cycle_at": at,
-            "judge": judge,
-            "output_id": output_id,
-            "verdict": verdict.verdict if verdict else None,
-            "rationale": verdict.rationale if verdict else None,
-            "cost_usd": cost,
-            "latency_ms": latency,
-            "error": error,
-            "at": self.clock(),
-        }
+    ) -> JudgeCall:
+        judge, output_id = key
+        return JudgeCall(
+            feature=cycle.feature,
+            cycle_at=cycle.at,
+            judge=judge,
+            output_id=output_id,
+            verdict=verdict.verdict if verdict else None,
+            rationale=verdict.rationale if verdict else None,
+            cost_usd=cost,
+            latency_ms=latency,
+            error=error,
+            at=self.clock(),
+        )
 
-    def _flush(self, pending: list[dict[str, Any]]) -> None:
+    def _flush(self, pending: list[JudgeCall]) -> None:
         if pending:
             with self.engine.begin() as conn:
-                jq.add_judge_runs(conn, pending)
+                jq.add_judge_calls(conn, pending)
             pending.clear()
 
-    def _record(
-        self, feature: str, judge: str, output_id: str, verdict: str, rationale: str | None
-    ) -> LabelRecord:
+    def _record(self, feature: str, key: tuple[str, str], verdict: str, rationale: str | None) -> LabelRecord:
+        """The label a judge's verdict on an output (`key`: judge, output id) gives."""
+        judge, output_id = key
         return LabelRecord(
             output_id=output_id,
             feature=feature,
@@ -244,13 +235,47 @@ class JudgeLabeller:
         )
 
 
-def _judge_input(row: dict[str, Any]) -> JudgeInput:
-    versions = {k: row[k] for k in ("model_version", "config_version") if row.get(k) is not None}
+@dataclass
+class _CycleCalls:
+    """The cycle's judge calls: those recorded before this run, and its spending so far."""
+
+    feature: str
+    at: datetime
+    budget: float
+    earlier: list[JudgeCall]
+    spent: float
+    done: dict[tuple[str, str], JudgeCall]
+    """(judge, output id) -> the latest recorded call with a verdict."""
+    exhausted_before: set[tuple[str, str]]
+    """(judge, output id) already recorded as stopped by the budget."""
+
+    @classmethod
+    def of(cls, feature: str, at: datetime, budget: float, earlier: list[JudgeCall]) -> _CycleCalls:
+        return cls(
+            feature=feature,
+            at=at,
+            budget=budget,
+            earlier=earlier,
+            spent=sum(float(c.cost_usd or 0.0) for c in earlier),
+            done={(c.judge, c.output_id): c for c in earlier if c.verdict is not None},
+            exhausted_before={(c.judge, c.output_id) for c in earlier if c.error == BUDGET_EXHAUSTED},
+        )
+
+
+def _judge_input(stored: OutputToJudge) -> JudgeInput:
+    versions = {
+        name: value
+        for name, value in (
+            ("model_version", stored.model_version),
+            ("config_version", stored.config_version),
+        )
+        if value is not None
+    }
     return JudgeInput(
-        output_id=row["output_id"],
-        input=row["input"],
-        output=row["output"],
-        segment=row["segment"] or {},
-        signals=row["signals"] or {},
+        output_id=stored.output_id,
+        input=stored.input,
+        output=stored.output,
+        segment=stored.segment or {},
+        signals=stored.signals or {},
         versions=versions,
     )

@@ -28,19 +28,17 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, and_, exists, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql import case
+from sqlalchemy import Engine
 
 from monitor.config import Settings, WebhookSettings
-from monitor.store.tables import notification_deliveries as deliveries
-from monitor.store.tables import trigger_events as events
+from monitor.store import notification_queries
+from monitor.store.notification_queries import PendingDelivery, TriggerEvent
 
 __all__ = ["DeliveryResult", "Notifier", "json_payload", "slack_payload"]
 
@@ -71,19 +69,19 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
 
 
-def json_payload(event: Mapping[str, Any]) -> dict[str, Any]:
+def json_payload(event: TriggerEvent) -> dict[str, Any]:
     """The generic webhook's body: the transition as one flat JSON object."""
     return {
-        "feature": event["feature"],
-        "trigger": event["trigger"],
-        "scope": event["scope"],
-        "from": event["from_state"],
-        "to": event["to_state"],
-        "reason": event["reason"],
-        "evidence": event["evidence"] or {},
-        "owner": event["owner"],
-        "at": _iso(event["at"]),
-        "cycle_at": _iso(event["cycle_at"]),
+        "feature": event.feature,
+        "trigger": event.trigger,
+        "scope": event.scope,
+        "from": event.from_state,
+        "to": event.to_state,
+        "reason": event.reason,
+        "evidence": event.evidence or {},
+        "owner": event.owner,
+        "at": _iso(event.at),
+        "cycle_at": _iso(event.cycle_at),
     }
 
 
@@ -102,17 +100,17 @@ def _slack_owner(owner: str) -> str:
     return _slack_escape(owner)
 
 
-def slack_payload(event: Mapping[str, Any]) -> dict[str, Any]:
+def slack_payload(event: TriggerEvent) -> dict[str, Any]:
     """A Slack incoming-webhook body: `text` (the notification's fallback) and Block Kit `blocks`."""
-    icon = _ICONS.get(event["to_state"], ":information_source:")
-    owner = _slack_owner(str(event["owner"]))
-    trigger, scope = _slack_escape(str(event["trigger"])), _slack_escape(str(event["scope"]))
-    change = f"{event['from_state']} → {event['to_state']}"
-    what = f"{_slack_escape(str(event['feature']))}: {trigger} [{scope}] {change}"
+    icon = _ICONS.get(event.to_state, ":information_source:")
+    owner = _slack_owner(str(event.owner))
+    trigger, scope = _slack_escape(str(event.trigger)), _slack_escape(str(event.scope))
+    change = f"{event.from_state} → {event.to_state}"
+    what = f"{_slack_escape(str(event.feature))}: {trigger} [{scope}] {change}"
     text = f"{icon} {what} (for {owner})"
-    reason = _slack_escape(str(event["reason"]))
-    cycle = _iso(event["cycle_at"])
-    context = f"for {owner} · at {_iso(event['at'])}" + (f" · cycle {cycle}" if cycle else "")
+    reason = _slack_escape(str(event.reason))
+    cycle = _iso(event.cycle_at)
+    context = f"for {owner} · at {_iso(event.at)}" + (f" · cycle {cycle}" if cycle else "")
     return {
         "text": text,
         "blocks": [
@@ -120,7 +118,7 @@ def slack_payload(event: Mapping[str, Any]) -> dict[str, Any]:
                 "type": "header",
                 "text": {
                     "type": "plain_text",
-                    "text": f"{event['feature']}: {event['trigger']} {event['to_state']}"[:150],
+                    "text": f"{event.feature}: {event.trigger} {event.to_state}"[:150],
                 },
             },
             {
@@ -128,8 +126,7 @@ def slack_payload(event: Mapping[str, Any]) -> dict[str, Any]:
                 "text": {
                     "type": "mrkdwn",
                     "text": (
-                        f"{icon} *{trigger}* `{scope}`: "
-                        f"{event['from_state']} → *{event['to_state']}*\n{reason}"
+                        f"{icon} *{trigger}* `{scope}`: {event.from_state} → *{event.to_state}*\n{reason}"
                     )[:3000],
                 },
             },
@@ -173,171 +170,108 @@ class Notifier:
 
     # -- recording
 
-    def _feature_filter(self, sink: WebhookSettings, feature: str | None) -> Any:
-        conditions: list[Any] = []
-        if sink.features:
-            conditions.append(events.c.feature.in_(sink.features))
-        if feature is not None:
-            conditions.append(events.c.feature == feature)
-        return and_(*conditions) if conditions else literal(True)
-
     def _enqueue(self, sink: WebhookSettings, feature: str | None) -> list[DeliveryResult]:
         """One delivery row per new (event, sink): pending, or skipped when the event is too old."""
         now = self.clock()
         cutoff = now - timedelta(hours=sink.max_age_hours)
-        status = case((events.c.at < cutoff, literal("skipped")), else_=literal("pending"))
-        delivered = exists().where(deliveries.c.event_pk == events.c.pk, deliveries.c.sink == sink.name)
-        source = select(
-            events.c.pk, literal(sink.name), events.c.feature, status, literal(0), literal(now)
-        ).where(~delivered, self._feature_filter(sink, feature))
-        columns = ["event_pk", "sink", "feature", "status", "attempts", "created_at"]
         with self.engine.begin() as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            statement = (
-                dialect.insert(deliveries)
-                .from_select(columns, source)
-                .on_conflict_do_nothing(index_elements=[deliveries.c.event_pk, deliveries.c.sink])
-                .returning(deliveries.c.event_pk, deliveries.c.status)
-            )
-            created = [(int(row[0]), row[1]) for row in conn.execute(statement)]
-            skipped = [pk for pk, state in created if state == "skipped"]
-            rows = (
-                {r["pk"]: r for r in conn.execute(select(events).where(events.c.pk.in_(skipped))).mappings()}
-                if skipped
-                else {}
-            )
-        return [
-            DeliveryResult(
-                pk, sink.name, row["feature"], row["trigger"], row["scope"], row["to_state"], "skipped", 0
-            )
-            for pk, row in sorted(rows.items())
-        ]
+            skipped = notification_queries.enqueue(conn, sink.name, sink.features, feature, cutoff, now)
+        return [_result(sink, event, "skipped", 0) for event in skipped]
 
     # -- sending
 
     def _send_pending(self, sink: WebhookSettings, feature: str | None) -> list[DeliveryResult]:
         now = self.clock()
-        due = or_(
-            deliveries.c.status == "pending",
-            and_(deliveries.c.status == "waiting", deliveries.c.next_attempt_at <= now),
-            # a notifier died while sending (a claim from before migration 0007 has no time)
-            and_(
-                deliveries.c.status == "sending",
-                or_(deliveries.c.claimed_at.is_(None), deliveries.c.claimed_at <= now - STALE_CLAIM),
-            ),
-        )
-        query = (
-            select(
-                deliveries.c.pk.label("delivery_pk"),
-                deliveries.c.status.label("delivery_status"),
-                deliveries.c.attempts.label("delivery_attempts"),
-                events,
-            )
-            .join(events, events.c.pk == deliveries.c.event_pk)
-            .where(deliveries.c.sink == sink.name, due, self._feature_filter(sink, feature))
-            .order_by(events.c.pk)
-        )
         with self.engine.connect() as conn:
-            pending = [dict(row) for row in conn.execute(query).mappings()]
+            pending = notification_queries.due(conn, sink.name, sink.features, feature, now, STALE_CLAIM)
         results = []
-        for row in pending:
-            if not self._claim(row, now):
+        for delivery in pending:
+            if not self._claim(delivery, now):
                 continue  # another notifier took it
-            results.append(self._deliver(sink, row))
+            results.append(self._deliver(sink, delivery))
         return results
 
-    def _claim(self, row: Mapping[str, Any], now: datetime) -> bool:
+    def _claim(self, delivery: PendingDelivery, now: datetime) -> bool:
         """Take the delivery to send, unless another notifier changed it since it was read."""
         with self.engine.begin() as conn:
-            claimed = conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.pk == row["delivery_pk"],
-                    deliveries.c.status == row["delivery_status"],
-                    deliveries.c.attempts == row["delivery_attempts"],
-                )
-                .values(status="sending", claimed_at=now, next_attempt_at=None)
-            )
-            return claimed.rowcount == 1
+            return notification_queries.claim(conn, delivery, now)
 
     def _record(self, delivery_pk: int, **values: Any) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(deliveries).where(deliveries.c.pk == delivery_pk).values(**values))
+            notification_queries.record(conn, delivery_pk, values)
 
-    def _deliver(self, sink: WebhookSettings, event: Mapping[str, Any]) -> DeliveryResult:
-        payload = slack_payload(event) if sink.kind == "slack" else json_payload(event)
+    def _deliver(self, sink: WebhookSettings, delivery: PendingDelivery) -> DeliveryResult:
+        """Send one delivery: up to `max_attempts` tries with backoff, then wait or give up."""
+        event = delivery.event
         url = sink.resolved_url()
-        headers = {"User-Agent": "aiqm", "Idempotency-Key": f"aiqm-{event['pk']}-{sink.name}"}
-
-        def result(status: str, attempts: int, error: str | None) -> DeliveryResult:
-            return DeliveryResult(
-                event["pk"],
-                sink.name,
-                event["feature"],
-                event["trigger"],
-                event["scope"],
-                event["to_state"],
-                status,
-                attempts,
-                error,
-            )
-
-        error: str | None = None
         if not url:
-            error = f"the environment variable {sink.url_env} (url_env) is not set"
-            self._record(event["delivery_pk"], status="failed", last_error=error)
-            log.warning("webhook %s: %s", sink.name, error)
-            return result("failed", 0, error)
-        before = int(event["delivery_attempts"])  # tries of earlier rounds
-        rounds = before // sink.max_attempts + 1  # this one included
-        for attempt in range(before + 1, before + sink.max_attempts + 1):
-            retry_after: float | None = None
-            retryable = True
-            try:
-                response = self.http.post(url, json=payload, headers=headers, timeout=sink.timeout_seconds)
-            except httpx.TimeoutException:
-                error = f"timed out after {sink.timeout_seconds:g} s"
-            except httpx.TransportError as exc:
-                error = f"network error: {type(exc).__name__}"
-            else:
-                if response.is_success:
-                    self._record(
-                        event["delivery_pk"],
-                        status="delivered",
-                        attempts=attempt,
-                        last_error=error,
-                        delivered_at=self.clock(),
-                    )
-                    return result("delivered", attempt, None)
-                error = f"HTTP {response.status_code}: {_snippet(response.text)}"
-                retryable = response.status_code >= 500 or response.status_code in RETRY_STATUSES
-                retry_after = _retry_after(response.headers.get("retry-after"))
-            last = attempt == before + sink.max_attempts or not retryable
-            if not last:
-                self._record(event["delivery_pk"], attempts=attempt, last_error=error)
-                self.sleep(self._backoff(sink, attempt - before, retry_after))
-                continue
-            if retryable and rounds <= len(LATER_ROUNDS):
-                later = self.clock() + LATER_ROUNDS[rounds - 1]
+            unset = f"the environment variable {sink.url_env} (url_env) is not set"
+            self._record(delivery.pk, status="failed", last_error=unset)
+            log.warning("webhook %s: %s", sink.name, unset)
+            return _result(sink, event, "failed", 0, unset)
+        payload = slack_payload(event) if sink.kind == "slack" else json_payload(event)
+        headers = {"User-Agent": "aiqm", "Idempotency-Key": f"aiqm-{event.pk}-{sink.name}"}
+        before = delivery.attempts  # tries of earlier rounds
+        last_try = before + sink.max_attempts
+        error: str | None = None
+        for attempt in range(before + 1, last_try + 1):
+            sent = self._post(sink, url, payload, headers)
+            if sent.error is None:
                 self._record(
-                    event["delivery_pk"],
-                    status="waiting",
+                    delivery.pk,
+                    status="delivered",
                     attempts=attempt,
                     last_error=error,
-                    next_attempt_at=later,
+                    delivered_at=self.clock(),
                 )
-                log.warning(
-                    "webhook %s: event %s not delivered yet (%s); next round at %s",
-                    sink.name,
-                    event["pk"],
-                    error,
-                    later.isoformat(),
-                )
-                return result("waiting", attempt, error)
-            self._record(event["delivery_pk"], status="failed", attempts=attempt, last_error=error)
-            break
-        log.warning("webhook %s: event %s not delivered: %s", sink.name, event["pk"], error)
-        return result("failed", attempt, error)
+                return _result(sink, event, "delivered", attempt)
+            error = sent.error
+            if attempt < last_try and sent.retryable:
+                self._record(delivery.pk, attempts=attempt, last_error=error)
+                self.sleep(self._backoff(sink, attempt - before, sent.retry_after))
+                continue
+            return self._end_round(sink, delivery, attempt, error, sent.retryable)
+        raise AssertionError("max_attempts is at least 1")  # the config says so
+
+    def _post(self, sink: WebhookSettings, url: str, payload: Any, headers: dict[str, str]) -> _Try:
+        """One POST of the payload, and what came of it."""
+        try:
+            response = self.http.post(url, json=payload, headers=headers, timeout=sink.timeout_seconds)
+        except httpx.TimeoutException:
+            return _Try(f"timed out after {sink.timeout_seconds:g} s")
+        except httpx.TransportError as exc:
+            return _Try(f"network error: {type(exc).__name__}")
+        if response.is_success:
+            return _Try(None)
+        return _Try(
+            f"HTTP {response.status_code}: {_snippet(response.text)}",
+            retryable=response.status_code >= 500 or response.status_code in RETRY_STATUSES,
+            retry_after=_retry_after(response.headers.get("retry-after")),
+        )
+
+    def _end_round(
+        self, sink: WebhookSettings, delivery: PendingDelivery, attempt: int, error: str, retryable: bool
+    ) -> DeliveryResult:
+        """A round's tries all failed: another round later (while there are rounds left and the
+        failure may pass), else the delivery failed for good."""
+        event = delivery.event
+        rounds = delivery.attempts // sink.max_attempts + 1  # this one included
+        if retryable and rounds <= len(LATER_ROUNDS):
+            later = self.clock() + LATER_ROUNDS[rounds - 1]
+            self._record(
+                delivery.pk, status="waiting", attempts=attempt, last_error=error, next_attempt_at=later
+            )
+            log.warning(
+                "webhook %s: event %s not delivered yet (%s); next round at %s",
+                sink.name,
+                event.pk,
+                error,
+                later.isoformat(),
+            )
+            return _result(sink, event, "waiting", attempt, error)
+        self._record(delivery.pk, status="failed", attempts=attempt, last_error=error)
+        log.warning("webhook %s: event %s not delivered: %s", sink.name, event.pk, error)
+        return _result(sink, event, "failed", attempt, error)
 
     def _backoff(self, sink: WebhookSettings, attempt: int, retry_after: float | None) -> float:
         """`backoff_seconds`, doubled each attempt, times a jitter of one half to one; or Retry-After."""
@@ -345,6 +279,32 @@ class Notifier:
             return min(retry_after, BACKOFF_CAP_SECONDS)
         step: float = min(BACKOFF_CAP_SECONDS, sink.backoff_seconds * 2.0 ** (attempt - 1))
         return step * (0.5 + 0.5 * self.rng.random())
+
+
+@dataclass(frozen=True)
+class _Try:
+    """What one POST came to: no error (delivered), or the error and whether to try again."""
+
+    error: str | None
+    retryable: bool = True
+    retry_after: float | None = None
+    """Seconds the receiver asked to wait (Retry-After)."""
+
+
+def _result(
+    sink: WebhookSettings, event: TriggerEvent, status: str, attempts: int, error: str | None = None
+) -> DeliveryResult:
+    return DeliveryResult(
+        event.pk,
+        sink.name,
+        event.feature,
+        event.trigger,
+        event.scope,
+        event.to_state,
+        status,
+        attempts,
+        error,
+    )
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -64,7 +64,10 @@ def unreviewed_in_window(
         )
         .order_by(outputs.c.pk)
     )
-    return [SampleCandidate(row[0], row[1] or {}, row[2] or {}) for row in conn.execute(query)]
+    return [  # unpacked rather than looked up by name: a window can hold BIG_WINDOW candidates
+        SampleCandidate(output_id, segment or {}, signals or {})
+        for output_id, segment, signals in conn.execute(query)
+    ]
 
 
 def insert_samples(
@@ -101,7 +104,15 @@ def sample_of(conn: Connection, feature: str, cycle_at: datetime) -> list[Sample
     for output_id, source, verdict in conn.execute(label_query):
         verdicts.setdefault(output_id, {})[source] = verdict
     return [
-        SampledOutput(row[0], row[1], row[2], row[3] or {}, verdicts.get(row[0], {}), row[4]) for row in drawn
+        SampledOutput(
+            row.output_id,
+            row.stratum,
+            row.inclusion_prob,
+            row.segment or {},
+            verdicts.get(row.output_id, {}),
+            row.user_action,
+        )
+        for row in drawn
     ]
 
 
@@ -122,15 +133,16 @@ def window_records(
         .where(outputs.c.feature == feature, outputs.c.ts >= start, outputs.c.ts < end)
         .execution_options(yield_per=chunk)
     )
-    for row in conn.execute(query):
-        yield {
-            "input_length": row[0],
-            "output_length": row[1],
-            "segment": row[2],
-            "signals": row[3],
-            "user_action": row[4],
-            "model_version": row[5],
-            "config_version": row[6],
+    rows = conn.execute(query)
+    for input_length, output_length, segment, signals, user_action, model_version, config_version in rows:
+        yield {  # unpacked rather than looked up by name: this runs for every output of the window
+            "input_length": input_length,
+            "output_length": output_length,
+            "segment": segment,
+            "signals": signals,
+            "user_action": user_action,
+            "model_version": model_version,
+            "config_version": config_version,
         }
 
 
@@ -171,7 +183,13 @@ def cycles_with_new_labels(conn: Connection, feature: str, after: datetime) -> l
         .join(labels, and_(labels.c.feature == samples.c.feature, labels.c.output_id == samples.c.output_id))
         .where(samples.c.feature == feature, labels.c.received_at > after)
     )
-    return sorted(row[0] for row in conn.execute(query))
+    return sorted(conn.execute(query).scalars())
+
+
+def running_cycles(conn: Connection) -> set[tuple[str, datetime]]:
+    """(feature, scheduled time) of every cycle started and not finished (running, or cut short)."""
+    query = select(cycles.c.feature, cycles.c.at).where(cycles.c.status == "running")
+    return {(row.feature, row.at) for row in conn.execute(query)}
 
 
 def cycle_row(conn: Connection, feature: str, at: datetime) -> dict[str, Any] | None:
@@ -336,7 +354,7 @@ def trigger_states_of(conn: Connection, feature: str) -> list[TriggerStateRow]:
 
 
 def feature_names(conn: Connection) -> list[str]:
-    return [row[0] for row in conn.execute(select(features.c.name).order_by(features.c.name))]
+    return list(conn.execute(select(features.c.name).order_by(features.c.name)).scalars())
 
 
 def feature_row(conn: Connection, feature: str) -> dict[str, Any] | None:

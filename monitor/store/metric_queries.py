@@ -18,16 +18,24 @@ totals of the `features` table, and counts.
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, case, exists, func, literal, or_, select, tuple_, union_all
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Connection, and_, case, exists, func, literal, or_, select, tuple_, union_all
 
+from monitor.store.metric_rows import (
+    UNFINISHED_AFTER,
+    BaselineRow,
+    CycleRow,
+    CycleSummary,
+    FeatureRow,
+    JudgeTotals,
+    MetricsData,
+    ReviewRow,
+    TriggerRow,
+)
+from monitor.store.running_totals import RunningTotals
 from monitor.store.tables import (
     baselines,
     cycles,
@@ -60,218 +68,6 @@ __all__ = [
 
 MAX_STATEMENTS = 11
 """The most SQL statements one `MetricsReader.read` runs, whatever the store holds."""
-
-UNFINISHED_AFTER = timedelta(hours=1)
-"""A cycle still `running` this long after it started has failed or was interrupted."""
-
-_NO_LIMIT = 2**62
-
-
-@dataclass(frozen=True)
-class FeatureRow:
-    name: str
-    mode: str
-    mode_reason: str
-    outputs_total: int
-    last_output_ts: datetime | None
-    last_ingest_at: datetime | None
-    mode_by_override: bool = False
-
-
-@dataclass(frozen=True)
-class CycleSummary:
-    """A feature's cycles in one line of the index: counts, timing, and which ones are latest."""
-
-    done: int
-    running: int
-    failed: int
-    """Still `running` longer than `UNFINISHED_AFTER` after they started."""
-    duration_sum: float
-    duration_count: int
-    latest_at: datetime | None
-    """The latest finished cycle."""
-    measured_at: datetime | None
-    """The latest finished cycle with a pass rate (labels can arrive after a cycle ran)."""
-    sampled_at: datetime | None
-    """The latest cycle that drew a sample: its sample is the review queue."""
-    restatements: int
-    last_finished_at: datetime | None
-    last_restated_at: datetime | None
-
-    @property
-    def version(self) -> tuple[Any, ...]:
-        """Changes whenever a cycle of the feature finishes or is restated."""
-        return (
-            self.latest_at,
-            self.measured_at,
-            self.done,
-            self.restatements,
-            self.last_finished_at,
-            self.last_restated_at,
-        )
-
-
-@dataclass(frozen=True)
-class CycleRow:
-    """A finished cycle: its counts, timing and stored results."""
-
-    at: datetime
-    window_start: datetime
-    window_end: datetime
-    outputs: int
-    sampled: int
-    labelled: int
-    pass_rate: float | None
-    pass_rate_low: float | None
-    pass_rate_high: float | None
-    finished_at: datetime | None
-    duration_seconds: float | None
-    result: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class BaselineRow:
-    version: int
-    pass_rate: float | None
-    pass_rate_low: float | None
-    pass_rate_high: float | None
-    labelled: int
-
-
-@dataclass(frozen=True)
-class TriggerRow:
-    trigger: str
-    scope: str
-    state: str
-    since: datetime
-
-
-@dataclass(frozen=True)
-class ReviewRow:
-    """The review queue: the latest cycle's sample, less what humans labelled or somebody flagged."""
-
-    cycle_at: datetime
-    drawn: int
-    reviewed: int
-    flagged: int
-    review_seconds: float = 0.0
-    """the reviewers' time on the sample's human labels (`labels.review_seconds`)"""
-
-    @property
-    def backlog(self) -> int:
-        return max(0, self.drawn - self.reviewed - self.flagged)
-
-
-@dataclass(frozen=True)
-class JudgeTotals:
-    calls: int
-    errors: int
-    cost_usd: float
-
-
-@dataclass
-class MetricsData:
-    """Everything `/metrics` states, per feature name."""
-
-    features: dict[str, FeatureRow] = field(default_factory=dict)
-    labels: dict[str, dict[str, int]] = field(default_factory=dict)
-    """feature -> source_kind -> labels stored"""
-    cycles: dict[str, CycleSummary] = field(default_factory=dict)
-    latest: dict[str, CycleRow] = field(default_factory=dict)
-    measured: dict[str, CycleRow] = field(default_factory=dict)
-    baselines: dict[str, BaselineRow] = field(default_factory=dict)
-    proposals: dict[str, int] = field(default_factory=dict)
-    triggers: dict[str, list[TriggerRow]] = field(default_factory=dict)
-    overrides: dict[str, str] = field(default_factory=dict)
-    """feature -> mode of the override in force"""
-    review: dict[str, ReviewRow] = field(default_factory=dict)
-    open_flags: dict[str, int] = field(default_factory=dict)
-    judges: dict[str, dict[str, JudgeTotals]] = field(default_factory=dict)
-    """feature -> judge -> calls, errors and cost of every call recorded"""
-    deliveries: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    """(feature, webhook or digest, retrying or failed) -> deliveries in that state"""
-    results_version: tuple[Any, ...] = ()
-    """Changes whenever `latest`, `measured`, `triggers`, `baselines` or `proposals` change."""
-
-
-class RunningTotals:
-    """Per-group row counts and sums of a table that only grows, read incrementally by primary key.
-
-    The first read counts the whole table; later reads count only the rows after the last key
-    counted. SQLite commits one writer at a time, so its rows become visible in key order and
-    the tail is exact. PostgreSQL hands out keys before commit, so a key below one already seen
-    may still appear: there the tail is recounted until it is `lag` seconds old, and the whole
-    table every `recount` seconds (a row committed later than that is counted at the next full
-    recount). The totals never go down.
-    """
-
-    def __init__(
-        self,
-        table: Table,
-        groups: Sequence[ColumnElement[Any]],
-        aggregates: Sequence[ColumnElement[Any]],
-        *,
-        lag: float = 0.0,
-        recount: float | None = None,
-    ) -> None:
-        self.table = table
-        self.groups = list(groups)
-        self.aggregates = list(aggregates)
-        self.lag = lag
-        self.recount = recount
-        self._settled: dict[tuple[Any, ...], list[float]] | None = None
-        self._key = 0
-        self._counted_at = 0.0
-        self._seen: deque[tuple[float, int]] = deque()
-
-    def read(self, conn: Connection, moment: float | None = None) -> dict[tuple[Any, ...], list[float]]:
-        moment = time.monotonic() if moment is None else moment
-        full = self._settled is None or (
-            self.recount is not None and moment - self._counted_at >= self.recount
-        )
-        after, cut = (0, _NO_LIMIT) if full else (self._key, self._cut(moment))
-        pk = self.table.c.pk
-        settles = case((pk <= cut, 1), else_=0).label("settles")
-        query = (
-            select(*self.groups, settles, *self.aggregates, func.max(pk))
-            .where(pk > after)
-            .group_by(*self.groups, settles)
-        )
-        width = len(self.groups)
-        settled: dict[tuple[Any, ...], list[float]] = {} if full else (self._settled or {})
-        tail: dict[tuple[Any, ...], list[float]] = {}
-        top = after
-        for row in conn.execute(query):
-            group = tuple(row[:width])
-            values = [float(v or 0) for v in row[width + 1 : -1]]
-            top = max(top, int(row[-1]))
-            target = settled if row[width] else tail
-            current = target.setdefault(group, [0.0] * len(values))
-            for i, value in enumerate(values):
-                current[i] += value
-        if full:
-            self._counted_at = moment
-            self._seen.clear()
-            self._key = top
-        else:
-            self._key = max(self._key, min(cut, top))
-            self._seen.append((moment, top))
-        self._settled = settled
-        merged = {group: list(values) for group, values in settled.items()}
-        for group, values in tail.items():
-            current = merged.setdefault(group, [0.0] * len(values))
-            for i, value in enumerate(values):
-                current[i] += value
-        return merged
-
-    def _cut(self, moment: float) -> int:
-        """The highest key seen at least `lag` seconds ago: rows up to it count as settled."""
-        if self.lag <= 0:
-            return _NO_LIMIT
-        cut = self._key
-        while self._seen and moment - self._seen[0][0] >= self.lag:
-            cut = max(cut, self._seen.popleft()[1])
-        return cut
 
 
 class MetricsReader:
@@ -387,7 +183,15 @@ def _features(conn: Connection) -> dict[str, FeatureRow]:
         features.c.mode_by_override,
     )
     return {
-        row[0]: FeatureRow(row[0], row[1], row[2] or "", int(row[3] or 0), row[4], row[5], bool(row[6]))
+        row.name: FeatureRow(
+            row.name,
+            row.mode,
+            row.mode_reason or "",
+            int(row.outputs_total or 0),
+            row.last_output_ts,
+            row.last_ingest_at,
+            bool(row.mode_by_override),
+        )
         for row in conn.execute(query)
     }
 
@@ -400,32 +204,32 @@ def _cycle_summaries(conn: Connection, now: datetime) -> dict[str, CycleSummary]
     stuck = and_(running, c.started_at < now - UNFINISHED_AFTER)
     query = select(
         c.feature,
-        func.sum(case((done, 1), else_=0)),
-        func.sum(case((running, 1), else_=0)),
-        func.sum(case((stuck, 1), else_=0)),
-        func.sum(case((done, c.duration_seconds), else_=None)),
-        func.count(case((done, c.duration_seconds), else_=None)),
-        func.max(case((done, c.at), else_=None)),
-        func.max(case((and_(done, c.pass_rate.is_not(None)), c.at), else_=None)),
-        func.max(case((c.sampled > 0, c.at), else_=None)),
-        func.sum(c.restatements),
-        func.max(c.finished_at),
-        func.max(c.restated_at),
+        func.sum(case((done, 1), else_=0)).label("done"),
+        func.sum(case((running, 1), else_=0)).label("running"),
+        func.sum(case((stuck, 1), else_=0)).label("stuck"),
+        func.sum(case((done, c.duration_seconds), else_=None)).label("duration_sum"),
+        func.count(case((done, c.duration_seconds), else_=None)).label("duration_count"),
+        func.max(case((done, c.at), else_=None)).label("latest_at"),
+        func.max(case((and_(done, c.pass_rate.is_not(None)), c.at), else_=None)).label("measured_at"),
+        func.max(case((c.sampled > 0, c.at), else_=None)).label("sampled_at"),
+        func.sum(c.restatements).label("restatements"),
+        func.max(c.finished_at).label("last_finished_at"),
+        func.max(c.restated_at).label("last_restated_at"),
     ).group_by(c.feature)
     result = {}
     for row in conn.execute(query):
-        result[row[0]] = CycleSummary(
-            done=int(row[1] or 0),
-            running=int(row[2] or 0) - int(row[3] or 0),
-            failed=int(row[3] or 0),
-            duration_sum=float(row[4] or 0.0),
-            duration_count=int(row[5] or 0),
-            latest_at=_aware(row[6]),
-            measured_at=_aware(row[7]),
-            sampled_at=_aware(row[8]),
-            restatements=int(row[9] or 0),
-            last_finished_at=_aware(row[10]),
-            last_restated_at=_aware(row[11]),
+        result[row.feature] = CycleSummary(
+            done=int(row.done or 0),
+            running=int(row.running or 0) - int(row.stuck or 0),
+            failed=int(row.stuck or 0),
+            duration_sum=float(row.duration_sum or 0.0),
+            duration_count=int(row.duration_count or 0),
+            latest_at=_aware(row.latest_at),
+            measured_at=_aware(row.measured_at),
+            sampled_at=_aware(row.sampled_at),
+            restatements=int(row.restatements or 0),
+            last_finished_at=_aware(row.last_finished_at),
+            last_restated_at=_aware(row.last_restated_at),
         )
     return result
 
@@ -460,19 +264,19 @@ def _cycle_rows(
     ).where(tuple_(cycles.c.feature, cycles.c.at).in_(list(keys)))
     rows = {}
     for row in conn.execute(query):
-        rows[(row[0], row[1])] = CycleRow(
-            at=row[1],
-            window_start=row[2],
-            window_end=row[3],
-            outputs=int(row[4] or 0),
-            sampled=int(row[5] or 0),
-            labelled=int(row[6] or 0),
-            pass_rate=row[7],
-            pass_rate_low=row[8],
-            pass_rate_high=row[9],
-            finished_at=row[10],
-            duration_seconds=row[11],
-            result=row[12] if isinstance(row[12], Mapping) else {},
+        rows[(row.feature, row.at)] = CycleRow(
+            at=row.at,
+            window_start=row.window_start,
+            window_end=row.window_end,
+            outputs=int(row.outputs or 0),
+            sampled=int(row.sampled or 0),
+            labelled=int(row.labelled or 0),
+            pass_rate=row.pass_rate,
+            pass_rate_low=row.pass_rate_low,
+            pass_rate_high=row.pass_rate_high,
+            finished_at=row.finished_at,
+            duration_seconds=row.duration_seconds,
+            result=row.result if isinstance(row.result, Mapping) else {},
         )
     return rows
 

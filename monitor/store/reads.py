@@ -25,8 +25,8 @@ class FeatureCounts:
 def feature_counts(conn: Connection) -> list[FeatureCounts]:
     """Every known feature with its output and label counts."""
     label_counts: dict[tuple[str, str], int] = {
-        (row[0], row[1]): row[2]
-        for row in conn.execute(
+        (feature, source_kind): count
+        for feature, source_kind, count in conn.execute(
             select(labels.c.feature, labels.c.source_kind, func.count()).group_by(
                 labels.c.feature, labels.c.source_kind
             )

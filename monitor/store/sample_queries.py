@@ -1,4 +1,4 @@
-"""The draw of a big window, pushed down to the database: flat in the window's size.
+"""Phase one of a big window's draw, pushed down to the database: flat in the window's size.
 
 Below `BIG_WINDOW` unreviewed outputs the cycle reads every candidate and draws an exact
 stratified sample (`monitor.decide.sampling.draw`). Above it, reading the window into Python (or
@@ -6,30 +6,27 @@ stratified sample (`monitor.decide.sampling.draw`). Above it, reading the window
 ``TABLESAMPLE`` samples the whole table's pages before the window's ``WHERE``; so the draw
 is done in two phases instead (double sampling for stratification):
 
-1. Phase one: a simple random sample without replacement of ``m`` unreviewed outputs of the
-   window (``m = max(PHASE_ONE_FACTOR * n, PHASE_ONE_MIN)``). Random pks are drawn inside the
-   pk range of the window (outputs are stored roughly in time order: the range starts at the
-   smallest pk among the window's first `RANGE_SLACK` outputs by time and ends at the table's
-   largest pk), each pk at most once; a pk is rejected when it does not exist, is not in the
-   window, belongs to another feature or was sampled before. Every eligible output in the
-   range is equally likely at every try, so the accepted ones are a simple random sample; it
-   costs ``m / acceptance rate`` primary-key lookups, whatever the window's size.
-2. Phase two: the usual stratified draw (`monitor.decide.sampling.draw`, its allocation, minimum per
-   stratum and low-confidence boost) over the phase-one outputs, stratified by what they are.
+1. Phase one, here (`random_unreviewed`): a simple random sample without replacement of ``m``
+   unreviewed outputs of the window (``m = monitor.decide.sampling.phase_one_size(n)``). Random
+   pks are drawn inside the pk range of the window (outputs are stored roughly in time order:
+   the range starts at the smallest pk among the window's first `RANGE_SLACK` outputs by time
+   and ends at the table's largest pk), each pk at most once; a pk is rejected when it does not
+   exist, is not in the window, belongs to another feature or was sampled before. Every
+   eligible output in the range is equally likely at every try, so the accepted ones are a
+   simple random sample; it costs ``m / acceptance rate`` primary-key lookups, whatever the
+   window's size.
+2. Phase two (`monitor.decide.sampling.draw_from_phase_one`): the usual stratified draw, its
+   allocation, minimum per stratum and low-confidence boost, over the phase-one outputs,
+   stratified by what they are; inclusion probabilities ``(m / N) * (n_h / m_h)``.
 
-An output's stored inclusion probability is ``(m / N) * (n_h / m_h)``: phase one's ``m / N``
-times the stratified draw's ``n_h / m_h`` within phase one. ``N``, the window's unreviewed
-outputs, is not counted (an exact count reads the whole window's index: 0.7 s in SQLite and
-1.0-1.3 s in PostgreSQL at 10,000,000 rows): it is estimated as the pk range's size times the
-share of tried pks that were eligible (relative standard error ``sqrt((1 - p) / (p L))`` for
-``L`` tries at acceptance rate ``p``: about 1% for a 50-output draw); it is exact when every pk
-of the range was tried, or when the caller passes the count. The factor ``m / N`` is the same
-for every output of a cycle, so the weighted pass rates (ratios) do not depend on it at all.
-Weighting by the inverse probability is the double expansion estimator, unbiased for the
-window's totals and means (``m_h`` is random: this is the probability given phase one, which
-is what that estimator needs). No GROUP BY over the segment JSON is needed; a stratum too
-small to appear among the ``m`` phase-one outputs gets no reviewed output that cycle (its
-expected size in phase one is ``m N_h / N``).
+``N``, the window's unreviewed outputs, is not counted (an exact count reads the whole window's
+index: 0.7 s in SQLite and 1.0-1.3 s in PostgreSQL at 10,000,000 rows): it is estimated as the
+pk range's size times the share of tried pks that were eligible (relative standard error
+``sqrt((1 - p) / (p L))`` for ``L`` tries at acceptance rate ``p``: about 1% for a 50-output
+draw); it is exact when every pk of the range was tried, or when the caller passes the count.
+No GROUP BY over the segment JSON is needed; a stratum too small to appear among the ``m``
+phase-one outputs gets no reviewed output that cycle (its expected size in phase one is
+``m N_h / N``).
 
 The cycle takes this path when more than `BIG_WINDOW` pks lie between the window's first and
 last outputs by time (`window_span`: read off the indexes, no count). Limit: an output of the
@@ -39,30 +36,38 @@ cannot be drawn.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 from sqlalchemy import Connection, and_, func, select
 
-from monitor.decide.sampling import Candidate, Drawn, SamplingPlan, draw
 from monitor.store.tables import outputs, samples
 
 BIG_WINDOW = 200_000
-PHASE_ONE_FACTOR = 20
-PHASE_ONE_MIN = 1_000
 RANGE_SLACK = 10_000
 _BATCH_MAX = 5_000
 
 
 @dataclass(frozen=True)
-class BigDraw:
-    chosen: list[Drawn]
+class UnreviewedOutput:
+    """An output of the window never drawn for review, as the stratified draw reads it."""
+
+    output_id: str
+    segment: Mapping[str, str]
+    confidence: float | None
+    """The low-confidence signal's value, when it is a number."""
+
+
+@dataclass(frozen=True)
+class RandomSample:
+    """Phase one: a simple random sample of the window's unreviewed outputs."""
+
+    outputs: list[UnreviewedOutput]
+    """In the order drawn: m of them (fewer when the window has fewer)."""
     population: int
-    """N: the window's unreviewed outputs."""
-    phase_one: int
-    """m: the simple random sample the stratified draw ran on."""
+    """N: the window's unreviewed outputs (estimated unless counted or given)."""
     lookups: int
     """Primary keys tried."""
 
@@ -93,10 +98,13 @@ def window_span(conn: Connection, feature: str, start: datetime, end: datetime) 
     ends = []
     for order in (outputs.c.ts, outputs.c.ts.desc()):
         edge = select(outputs.c.pk).where(*in_window).order_by(order).limit(RANGE_SLACK).subquery()
-        ends.append(conn.execute(select(func.min(edge.c.pk), func.max(edge.c.pk))).one())
-    if ends[0][0] is None:
+        ends.append(
+            conn.execute(select(func.min(edge.c.pk).label("low"), func.max(edge.c.pk).label("high"))).one()
+        )
+    first, last = ends
+    if first.low is None:
         return 0
-    return int(max(ends[1][1], ends[0][1])) - int(min(ends[0][0], ends[1][0])) + 1
+    return int(max(last.high, first.high)) - int(min(first.low, last.low)) + 1
 
 
 def pk_range(conn: Connection, feature: str, start: datetime, end: datetime) -> tuple[int, int] | None:
@@ -115,46 +123,44 @@ def pk_range(conn: Connection, feature: str, start: datetime, end: datetime) -> 
     return int(low), int(high)
 
 
-def draw_big_window(
+def random_unreviewed(
     conn: Connection,
     feature: str,
     start: datetime,
     end: datetime,
-    plan: SamplingPlan,
+    size: int,
     seed: int,
     low_confidence_signal: str = "confidence",
     population: int | None = None,
-) -> BigDraw:
-    """A stratified sample of the window's unreviewed outputs without reading the window.
+) -> RandomSample:
+    """A simple random sample of `size` of the window's unreviewed outputs, without reading the
+    window (phase one: see the module's note).
 
     `population` is N when known (an exact count); otherwise N is estimated from the pk draws.
     """
     bounds = pk_range(conn, feature, start, end)
-    if plan.size <= 0 or bounds is None or population == 0:
-        return BigDraw([], 0, 0, 0)
+    if size <= 0 or bounds is None or population == 0:
+        return RandomSample([], 0, 0)
     low, high = bounds
     span = high - low + 1
-    want = max(PHASE_ONE_FACTOR * plan.size, PHASE_ONE_MIN)
-    if population is not None:
-        want = min(want, population)
     rng = np.random.default_rng(seed)
     tried: set[int] = set()
-    accepted: list[Candidate] = []
+    accepted: list[UnreviewedOutput] = []
     lookups = eligible = 0
     rate = 1.0  # the same tries whether N is given or not
-    while len(accepted) < want and len(tried) < span:
-        needed = want - len(accepted)
+    while len(accepted) < size and len(tried) < span:
+        needed = size - len(accepted)
         batch_size = int(min(_BATCH_MAX, span - len(tried), max(64, 1.3 * needed / max(rate, 1e-6))))
         batch = _fresh_pks(rng, low, span, batch_size, tried)
         lookups += len(batch)
         found = _eligible(conn, feature, start, end, batch, low_confidence_signal)
         hits = 0
-        for pk in batch:  # in the order drawn, so that the first `want` accepted are a random sample
+        for pk in batch:  # in the order drawn, so that the first `size` accepted are a random sample
             candidate = found.get(pk)
             if candidate is None:
                 continue
             hits += 1
-            if len(accepted) < want:
+            if len(accepted) < size:
                 accepted.append(candidate)
         eligible += hits
         rate = max(hits / len(batch), 1.0 / span) if batch else rate
@@ -164,15 +170,7 @@ def draw_big_window(
         total = eligible
     else:  # the acceptance rate of the pks tried, over the whole range
         total = max(len(accepted), round(span * eligible / max(lookups, 1)))
-    if not accepted:
-        return BigDraw([], total, 0, lookups)
-    phase_two = draw(accepted, plan, seed)
-    factor = len(accepted) / total
-    chosen = [
-        Drawn(d.output_id, d.stratum, min(1.0, d.inclusion_prob * factor), d.low_confidence)
-        for d in phase_two
-    ]
-    return BigDraw(chosen, total, len(accepted), lookups)
+    return RandomSample(accepted, total, lookups)
 
 
 def _fresh_pks(rng: np.random.Generator, low: int, span: int, size: int, tried: set[int]) -> list[int]:
@@ -196,7 +194,7 @@ def _eligible(
     end: datetime,
     pks: Sequence[int],
     signal: str,
-) -> dict[int, Candidate]:
+) -> dict[int, UnreviewedOutput]:
     """The tried pks that are unreviewed outputs of the window. Looked up by pk alone (a
     planner shown the window's conditions may prefer scanning the window), filtered here."""
     if not pks:
@@ -209,13 +207,13 @@ def _eligible(
         outputs.c.segment,
         outputs.c.signals,
     ).where(outputs.c.pk.in_(list(pks)))
-    found: dict[int, Candidate] = {}
-    for pk, row_feature, ts, output_id, segment, signals in conn.execute(query):
-        if row_feature != feature or not start <= ts < end:
+    found: dict[int, UnreviewedOutput] = {}
+    for row in conn.execute(query):
+        if row.feature != feature or not start <= row.ts < end:
             continue
-        value = (signals or {}).get(signal)
+        value = (row.signals or {}).get(signal)
         confidence = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-        found[int(pk)] = Candidate(output_id, segment or {}, confidence)
+        found[int(row.pk)] = UnreviewedOutput(row.output_id, row.segment or {}, confidence)
     if found:
         ids = [c.output_id for c in found.values()]
         reviewed = set(

@@ -255,7 +255,7 @@ def _any_stored(cursor: psycopg.Cursor[Any], records: Sequence[OutputRecord]) ->
     keys = [(record.feature, record.id) for record in records]
     cursor.execute(
         "SELECT 1 FROM outputs WHERE (feature, output_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
-        ([k[0] for k in keys], [k[1] for k in keys]),
+        ([feature for feature, _ in keys], [output_id for _, output_id in keys]),
     )
     return cursor.fetchone() is not None
 
@@ -296,7 +296,7 @@ def missing_outputs(conn: Connection, records: Sequence[LabelRecord]) -> list[in
                 tuple_(outputs.c.feature, outputs.c.output_id).in_(chunk)
             )
         )
-        known.update((row[0], row[1]) for row in rows)
+        known.update((row.feature, row.output_id) for row in rows)
     return [i for i, r in enumerate(records) if (r.feature, r.output_id) not in known]
 
 
@@ -306,25 +306,8 @@ def insert_labels(conn: Connection, records: Sequence[LabelRecord], now: datetim
     Raises InputError naming the record's index when its output is not stored: nothing of the
     batch is written then (the caller's transaction rolls back).
     """
-    missing = missing_outputs(conn, records)
-    if missing:
-        record = records[missing[0]]
-        raise InputError(
-            f"no stored output {record.output_id!r} in feature {record.feature!r}",
-            line=missing[0],
-            field="output_id",
-        )
-    latest: dict[tuple[str, str, str], LabelRecord] = {}
-    duplicates = replaced = 0
-    for record in records:  # within the batch, the last label of a source for an output wins
-        key = (record.feature, record.output_id, record.source)
-        earlier = latest.get(key)
-        if earlier is not None:
-            if _same_label(earlier, record):
-                duplicates += 1
-            else:
-                replaced += 1
-        latest[key] = record
+    _require_outputs(conn, records)
+    latest, duplicates, replaced = _last_per_source(records)
     existing = _existing_labels(conn, list(latest))
     to_write: list[LabelRecord] = []
     for key, record in latest.items():
@@ -336,34 +319,73 @@ def insert_labels(conn: Connection, records: Sequence[LabelRecord], now: datetim
         else:
             replaced += 1
             to_write.append(record)
-    if to_write:
-        statement = _insert(conn, labels)
-        statement = statement.on_conflict_do_update(
-            index_elements=[labels.c.feature, labels.c.output_id, labels.c.source],
-            set_={
-                name: statement.excluded[name]
-                for name in ("verdict", "score", "reason", "ts", "received_at", "source_kind")
-            },
-        )
-        conn.execute(
-            statement,
-            [
-                {
-                    "feature": r.feature,
-                    "output_id": r.output_id,
-                    "source": r.source,
-                    "source_kind": r.source_kind,
-                    "verdict": r.verdict,
-                    "score": r.score,
-                    "reason": r.reason,
-                    "ts": r.ts or now,
-                    "received_at": now,
-                }
-                for r in to_write
-            ],
-        )
+    _upsert_labels(conn, to_write, now)
     new = sum(1 for key in latest if key not in existing)
     return WriteCounts(stored=new, duplicates=duplicates, replaced=replaced)
+
+
+def _require_outputs(conn: Connection, records: Sequence[LabelRecord]) -> None:
+    """An InputError naming the first label whose output is not stored, if any."""
+    missing = missing_outputs(conn, records)
+    if missing:
+        record = records[missing[0]]
+        raise InputError(
+            f"no stored output {record.output_id!r} in feature {record.feature!r}",
+            line=missing[0],
+            field="output_id",
+        )
+
+
+LabelKey = tuple[str, str, str]
+"""(feature, output id, source): one label."""
+
+
+def _last_per_source(records: Sequence[LabelRecord]) -> tuple[dict[LabelKey, LabelRecord], int, int]:
+    """Within the batch, the last label of a source for an output wins: those labels, and how
+    many earlier ones were duplicates of the next and how many were replaced by it."""
+    latest: dict[LabelKey, LabelRecord] = {}
+    duplicates = replaced = 0
+    for record in records:
+        key = (record.feature, record.output_id, record.source)
+        earlier = latest.get(key)
+        if earlier is not None:
+            if _same_label(earlier, record):
+                duplicates += 1
+            else:
+                replaced += 1
+        latest[key] = record
+    return latest, duplicates, replaced
+
+
+def _upsert_labels(conn: Connection, records: Sequence[LabelRecord], now: datetime) -> None:
+    """Insert the labels; one already stored for its (feature, output, source) is overwritten."""
+    if not records:
+        return
+    statement = _insert(conn, labels)
+    statement = statement.on_conflict_do_update(
+        index_elements=[labels.c.feature, labels.c.output_id, labels.c.source],
+        set_={
+            name: statement.excluded[name]
+            for name in ("verdict", "score", "reason", "ts", "received_at", "source_kind")
+        },
+    )
+    conn.execute(
+        statement,
+        [
+            {
+                "feature": r.feature,
+                "output_id": r.output_id,
+                "source": r.source,
+                "source_kind": r.source_kind,
+                "verdict": r.verdict,
+                "score": r.score,
+                "reason": r.reason,
+                "ts": r.ts or now,
+                "received_at": now,
+            }
+            for r in records
+        ],
+    )
 
 
 def _same_label(old: LabelRecord, new: LabelRecord) -> bool:
@@ -373,10 +395,8 @@ def _same_label(old: LabelRecord, new: LabelRecord) -> bool:
     )
 
 
-def _existing_labels(
-    conn: Connection, keys: list[tuple[str, str, str]]
-) -> dict[tuple[str, str, str], LabelRecord]:
-    found: dict[tuple[str, str, str], LabelRecord] = {}
+def _existing_labels(conn: Connection, keys: list[LabelKey]) -> dict[LabelKey, LabelRecord]:
+    found: dict[LabelKey, LabelRecord] = {}
     columns = (labels.c.feature, labels.c.output_id, labels.c.source)
     for start in range(0, len(keys), LOOKUP_CHUNK):
         chunk = keys[start : start + LOOKUP_CHUNK]
@@ -386,13 +406,13 @@ def _existing_labels(
             )
         )
         for row in rows:
-            found[(row[0], row[1], row[2])] = LabelRecord(
-                output_id=row[1],
-                feature=row[0],
-                source=row[2],
-                verdict=row[3],
-                score=row[4],
-                reason=row[5],
-                ts=row[6],
+            found[(row.feature, row.output_id, row.source)] = LabelRecord(
+                output_id=row.output_id,
+                feature=row.feature,
+                source=row.source,
+                verdict=row.verdict,
+                score=row.score,
+                reason=row.reason,
+                ts=row.ts,
             )
     return found

@@ -71,9 +71,9 @@ def settings_for(server: ChatServer | None, budget: float = 5.0, **llm: Any) -> 
     return Settings.model_validate({"features": {FEATURE: {"judges": judges, "judge_budget_usd": budget}}})
 
 
-def runs(engine: Engine) -> list[dict[str, Any]]:
+def runs(engine: Engine) -> list[jq.JudgeCall]:
     with engine.connect() as conn:
-        return jq.judge_runs_of(conn, FEATURE, AT)
+        return jq.judge_calls_of(conn, FEATURE, AT)
 
 
 def test_every_call_is_recorded_and_labels_come_from_each_judge(
@@ -91,10 +91,10 @@ def test_every_call_is_recorded_and_labels_come_from_each_judge(
     assert by_source["judge:grader"] == dict.fromkeys(IDS, "pass")
     recorded = runs(engine)
     assert len(recorded) == 12
-    grader = [r for r in recorded if r["judge"] == "grader"]
-    assert all(r["cost_usd"] == pytest.approx(0.005) and r["error"] is None for r in grader)
-    assert all(r["latency_ms"] is not None and r["latency_ms"] > 0 for r in grader)
-    assert all(r["cost_usd"] == 0 for r in recorded if r["judge"] == "refusal")
+    grader = [r for r in recorded if r.judge == "grader"]
+    assert all(r.cost_usd == pytest.approx(0.005) and r.error is None for r in grader)
+    assert all(r.latency_ms is not None and r.latency_ms > 0 for r in grader)
+    assert all(r.cost_usd == 0 for r in recorded if r.judge == "refusal")
     assert len(chat_server.requests) == 6
 
 
@@ -108,9 +108,9 @@ def test_the_budget_stops_the_paid_judge_and_says_so(
     assert len(chat_server.requests) == 3  # 0.03 spent; a fourth call would pass 0.035
     assert sum(r.source == "judge:grader" for r in records) == 3
     assert sum(r.source == "judge:refusal" for r in records) == 6  # free judges are never stopped
-    grader = [r for r in runs(engine) if r["judge"] == "grader"]
-    assert [r["error"] for r in grader] == [None] * 3 + [BUDGET_EXHAUSTED] * 3
-    assert sum(r["cost_usd"] for r in grader) == pytest.approx(0.03)
+    grader = [r for r in runs(engine) if r.judge == "grader"]
+    assert [r.error for r in grader] == [None] * 3 + [BUDGET_EXHAUSTED] * 3
+    assert sum(r.cost_usd for r in grader) == pytest.approx(0.03)
 
 
 def test_running_the_cycle_again_pays_for_nothing_twice(
@@ -147,7 +147,7 @@ def test_failures_are_recorded_and_never_stop_the_cycle(
     )
     assert {r.source for r in records} == {"judge:grader"}
     assert len(records) == 4
-    errors = [r["error"] for r in runs(engine)]
+    errors = [r.error for r in runs(engine)]
     assert errors.count("RuntimeError: a bug in a judge") == 6
     assert any(e and e.startswith("HTTP 500") for e in errors)
     assert any(e and "no JSON object with a verdict" in e for e in errors)

@@ -1,18 +1,20 @@
-"""The big-window draw pushed down to the store, on both stores: reproducible from its seed,
-never an output twice or one sampled before, only the window's outputs, and inclusion
-probabilities whose inverse weights estimate the window's counts without bias."""
+"""The big-window draw (phase one pushed down to the store, phase two the stratified draw over
+it), on both stores: reproducible from its seed, never an output twice or one sampled before,
+only the window's outputs, and inclusion probabilities whose inverse weights estimate the
+window's counts without bias."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine, insert
 
 from monitor.config import FeatureSettings, Settings
 from monitor.cycle.runner import CycleRunner
-from monitor.decide.sampling import SamplingPlan
+from monitor.decide.sampling import Drawn, SamplingPlan, draw_from_phase_one, phase_one_size
 from monitor.store import sample_queries as sq
 from monitor.store.tables import outputs, samples
 
@@ -40,6 +42,24 @@ def fill(engine: Engine, rows: int, rng: np.random.Generator) -> dict[str, int]:
     with engine.begin() as conn:
         conn.execute(insert(outputs), batch)
     return counts
+
+
+@dataclass(frozen=True)
+class BigDraw:
+    chosen: list[Drawn]
+    population: int
+    phase_one: int
+
+
+def draw_big_window(
+    conn: Connection, plan: SamplingPlan, seed: int, population: int | None = None
+) -> BigDraw:
+    """Both phases, as the cycle runs them on a big window."""
+    first = sq.random_unreviewed(
+        conn, FEATURE, START, AT, phase_one_size(plan.size, population), seed, population=population
+    )
+    chosen = draw_from_phase_one(first.outputs, first.population, plan, seed)
+    return BigDraw(chosen, first.population, len(first.outputs))
 
 
 def _row(feature: str, output_id: str, ts: datetime, region: str, confidence: float) -> dict[str, object]:
@@ -73,9 +93,9 @@ def test_reproducible_distinct_unreviewed_and_in_window(engine: Engine, rng: np.
         )
     plan = SamplingPlan(size=50, stratify_by=["region"])
     with engine.connect() as conn:
-        first = sq.draw_big_window(conn, FEATURE, START, AT, plan, seed=11)
-        again = sq.draw_big_window(conn, FEATURE, START, AT, plan, seed=11)
-        other = sq.draw_big_window(conn, FEATURE, START, AT, plan, seed=12)
+        first = draw_big_window(conn, plan, seed=11)
+        again = draw_big_window(conn, plan, seed=11)
+        other = draw_big_window(conn, plan, seed=12)
     assert first == again
     assert [d.output_id for d in first.chosen] != [d.output_id for d in other.chosen]
     ids = [d.output_id for d in first.chosen]
@@ -89,7 +109,7 @@ def test_reproducible_distinct_unreviewed_and_in_window(engine: Engine, rng: np.
     assert sum(1 / d.inclusion_prob for d in first.chosen) == pytest.approx(first.population)
     with engine.connect() as conn:
         assert sq.count_unreviewed(conn, FEATURE, START, AT) == unreviewed
-        exact = sq.draw_big_window(conn, FEATURE, START, AT, plan, seed=11, population=unreviewed)
+        exact = draw_big_window(conn, plan, seed=11, population=unreviewed)
     assert [d.output_id for d in exact.chosen] == ids
     assert sum(1 / d.inclusion_prob for d in exact.chosen) == pytest.approx(unreviewed)
     assert {d.stratum for d in first.chosen} == {f"region={r}" for r in counts}
@@ -100,7 +120,7 @@ def test_whole_window_when_smaller_than_phase_one(engine: Engine, rng: np.random
     fill(engine, 400, rng)
     plan = SamplingPlan(size=400)
     with engine.connect() as conn:
-        drawn = sq.draw_big_window(conn, FEATURE, START, AT, plan, seed=3)
+        drawn = draw_big_window(conn, plan, seed=3)
     assert sorted(d.output_id for d in drawn.chosen) == sorted(f"{FEATURE}-{i}" for i in range(400))
     assert all(d.inclusion_prob == 1.0 for d in drawn.chosen)
 
@@ -112,7 +132,7 @@ def test_weighted_counts_are_unbiased(engine: Engine, rng: np.random.Generator) 
     estimates: dict[str, list[float]] = {region: [] for region in counts}
     with engine.connect() as conn:
         for seed in range(150):
-            drawn = sq.draw_big_window(conn, FEATURE, START, AT, plan, seed=seed)
+            drawn = draw_big_window(conn, plan, seed=seed)
             assert drawn.phase_one == 1000
             for region in counts:
                 estimates[region].append(
@@ -134,11 +154,8 @@ def test_cycle_draws_big_windows_in_the_store(
     )
     runner = CycleRunner(engine, settings, lambda: AT, seed=5)
     with engine.connect() as conn:  # what the cycle must draw, worked out before it draws
-        expected = sq.draw_big_window(
+        expected = draw_big_window(
             conn,
-            FEATURE,
-            START,
-            AT,
             SamplingPlan(size=50, stratify_by=None, min_per_stratum=3, max_strata=50),
             seed=runner.cycle_seed(FEATURE, AT),
         )
@@ -148,6 +165,27 @@ def test_cycle_draws_big_windows_in_the_store(
     assert len(stored) == 50
     assert {row["output_id"] for row in stored} == {d.output_id for d in expected.chosen}
     assert sum(1 / row["inclusion_prob"] for row in stored) == pytest.approx(3000, rel=0.1)
+
+
+def test_phase_one_is_a_simple_random_sample_of_unreviewed_outputs_with_their_confidence(
+    engine: Engine, rng: np.random.Generator
+) -> None:
+    counts = fill(engine, 2000, rng)
+    with engine.connect() as conn:
+        first = sq.random_unreviewed(conn, FEATURE, START, AT, 300, seed=4)
+        again = sq.random_unreviewed(conn, FEATURE, START, AT, 300, seed=4)
+        counted = sq.random_unreviewed(conn, FEATURE, START, AT, 300, seed=4, population=2000)
+        none = sq.random_unreviewed(conn, FEATURE, START, AT, 0, seed=4)
+    assert first == again
+    ids = [o.output_id for o in first.outputs]
+    assert len(ids) == len(set(ids)) == 300
+    assert all(oid.startswith(f"{FEATURE}-") for oid in ids)
+    assert all(o.segment["region"] in counts for o in first.outputs)
+    assert all(o.confidence is not None and 0.0 <= o.confidence < 1.0 for o in first.outputs)
+    assert first.population == pytest.approx(2000, rel=0.15)
+    assert first.lookups >= 300
+    assert counted.outputs == first.outputs and counted.population == 2000  # N given: the same tries
+    assert none == sq.RandomSample([], 0, 0)
 
 
 def test_window_span_is_the_windows_own_pk_range(engine: Engine, rng: np.random.Generator) -> None:
