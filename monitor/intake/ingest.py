@@ -92,6 +92,9 @@ def _open(path: str) -> Iterator[IO[bytes]]:
         yield handle
 
 
+PROGRESS_SECONDS = 0.2  # how often a long import redraws its progress line
+
+
 class _Progress:
     """A one-line progress report on a terminal; silent when standard error is not one."""
 
@@ -103,7 +106,7 @@ class _Progress:
 
     def update(self, lines: int, done_bytes: int) -> None:
         now = time.monotonic()
-        if not self.enabled or now - self.last < 0.2:
+        if not self.enabled or now - self.last < PROGRESS_SECONDS:
             return
         self.last = now
         share = f" {100 * done_bytes / self.total:5.1f}%" if self.total else ""

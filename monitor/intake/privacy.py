@@ -47,22 +47,24 @@ MAX_PHONE_DIGITS = 15  # E.164
 DATE_RE = re.compile(r"[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{4}")
 
 
+CARD_DIGITS = (13, 19)  # payment card numbers are 13 to 19 digits long (ISO/IEC 7812)
+LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)  # a digit doubled, its two digits summed
+
+
 def luhn_ok(digits: str) -> bool:
     """Whether a string of digits passes the Luhn check (payment card numbers do)."""
     total = 0
     for position, char in enumerate(reversed(digits)):
         value = ord(char) - 48
         if position % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
+            value = LUHN_DOUBLED[value]
         total += value
     return total % 10 == 0
 
 
 def _card(match: re.Match[str]) -> str:
     digits = re.sub(r"[ -]", "", match.group(0))
-    return "[CARD]" if 13 <= len(digits) <= 19 and luhn_ok(digits) else match.group(0)
+    return "[CARD]" if CARD_DIGITS[0] <= len(digits) <= CARD_DIGITS[1] and luhn_ok(digits) else match.group(0)
 
 
 def _phone(match: re.Match[str]) -> str:

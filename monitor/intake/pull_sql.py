@@ -36,6 +36,7 @@ from sqlalchemy import Engine
 
 from monitor.config import Settings, SqlPullSettings
 from monitor.errors import InputError
+from monitor.formats import format_ts
 from monitor.records import OUTPUT_FIELDS, BadLine, OutputRecord, validate_output
 from monitor.store import pull_queries, source_queries, text_queries
 from monitor.store.engine import make_engine
@@ -293,20 +294,27 @@ def sampled_text(settings: Settings) -> SampledText | None:
 
 
 def _value(name: str, value: Any) -> Any:
+    """A column's value as the contract's JSON has it (ts and id as text, JSON columns decoded)."""
     if value is None:
         return None
     if name == "ts":
-        if isinstance(value, datetime):
-            aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-            return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        return str(value)
+        return format_ts(value) if isinstance(value, datetime) else str(value)
     if name == "id":
         return str(value)
-    if name in JSON_FIELDS and isinstance(value, str | bytes) and name != "input" and name != "output":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
+    if name in JSON_FIELDS and isinstance(value, str | bytes) and name not in ("input", "output"):
+        return _json_or_text(value)
+    return _plain(value)
+
+
+def _json_or_text(value: str | bytes) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _plain(value: Any) -> Any:
+    """Decimals as floats and dates as ISO text, so that the record is JSON."""
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, date):
@@ -331,9 +339,12 @@ def _load(text: str) -> Any:
     return data["value"]
 
 
+MAX_REPORTED_BAD_ROWS = 50  # kept in the summary; every bad row goes to the rejects file
+
+
 def _reject(summary: SqlPullSummary, bad: BadLine, directory: Path | None, table: str) -> None:
     summary.rejected += 1
-    if len(summary.bad_rows) < 50:
+    if len(summary.bad_rows) < MAX_REPORTED_BAD_ROWS:
         summary.bad_rows.append(bad)
     target = (directory or Path.cwd()) / f"pull-sql.{table}.outputs.rejects.jsonl"
     with open(target, "a", encoding="utf-8") as handle:

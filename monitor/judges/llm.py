@@ -31,6 +31,8 @@ from monitor.judges.base import JudgeError, JudgeInput, JudgeVerdict, Verdict, a
 
 __all__ = ["SYSTEM_PROMPT", "LLMJudge", "parse_verdict"]
 
+MAX_ADAPTATIONS = 3  # request fields dropped or renamed after an endpoint's 400 before giving up
+
 SYSTEM_PROMPT = """You review the outputs of an AI feature in production, one at a time.
 Grade the output you are given against this rubric:
 
@@ -174,10 +176,11 @@ class LLMJudge:
                 self.sleep(self._backoff(attempt, exc.retry_after))
                 attempt += 1
                 continue
-            if response.status_code == 400 and adapted < 3 and self._adapt(response.text, body):
+            bad_request = response.status_code == httpx.codes.BAD_REQUEST
+            if bad_request and adapted < MAX_ADAPTATIONS and self._adapt(response.text, body):
                 adapted += 1
                 continue
-            if response.status_code >= 400:
+            if response.is_error:
                 raise JudgeError(
                     f"HTTP {response.status_code}: {self._redact(_snippet(response.text))}",
                     latency_ms=elapsed(),
@@ -193,7 +196,7 @@ class LLMJudge:
             raise _Retryable(f"timed out after {self.settings.timeout_seconds:g} s") from None
         except httpx.TransportError as exc:
             raise _Retryable(f"network error: {type(exc).__name__}: {exc}") from None
-        if response.status_code == 429 or response.status_code >= 500:
+        if response.status_code == httpx.codes.TOO_MANY_REQUESTS or response.is_server_error:
             raise _Retryable(
                 f"HTTP {response.status_code}: {_snippet(response.text)}",
                 _retry_after(response.headers.get("retry-after")),

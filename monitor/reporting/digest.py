@@ -202,7 +202,7 @@ def _send(channel: str, digest: Digest, settings: Settings, http: httpx.Client) 
         status = post_webhook(digest, sink, http)
     except httpx.HTTPError as exc:
         raise DeliveryFailed(f"{channel}: {type(exc).__name__}") from None
-    if not 200 <= status < 300:
+    if not httpx.codes.is_success(status):
         raise DeliveryFailed(f"{channel}: HTTP {status}")
     return f"webhook {name}: HTTP {status}"
 

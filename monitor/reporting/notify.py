@@ -245,7 +245,7 @@ class Notifier:
             return _Try(None)
         return _Try(
             f"HTTP {response.status_code}: {_snippet(response.text)}",
-            retryable=response.status_code >= 500 or response.status_code in RETRY_STATUSES,
+            retryable=response.is_server_error or response.status_code in RETRY_STATUSES,
             retry_after=_retry_after(response.headers.get("retry-after")),
         )
 
