@@ -293,7 +293,6 @@ def run_one(tool: str, n: int, seed: int, repeat: int, timeout: float) -> dict[s
 
 
 def markdown(results: list[dict[str, Any]], info: dict[str, str]) -> str:
-    mb = 1024 * 1024
     lines = [
         f"Machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, numpy {info['numpy']}, "
         f"SciPy {info['scipy']}, pandas {info['pandas']}, Evidently {info['evidently']}.",
@@ -306,42 +305,48 @@ def markdown(results: list[dict[str, Any]], info: dict[str, str]) -> str:
     for r in results:
         by_size.setdefault(r["n"], {})[r["tool"]] = r
     for n, tools in sorted(by_size.items()):
-        warm = tools.get("ours-warm", {}).get("seconds")
-        warm_cpu = tools.get("ours-warm", {}).get("cpu_seconds")
-        for tool in TOOLS:
-            if tool not in tools:
-                continue
-            r = tools[tool]
-            if "error" in r:
-                lines.append(f"| {n:,} | {tool} | failed: {' '.join(r['error'])} | | | | | | |")
-                continue
-            speedup = ""
-            if warm and warm_cpu and tool != "ours-warm":
-                speedup = f"{r['seconds'] / warm:.1f}× / {r['cpu_seconds'] / warm_cpu:.1f}×"
-            p_share = f"{r['ks_p_seconds']:.3f}" if r.get("ks_p_seconds") is not None else "n/a"
-            lines.append(
-                f"| {n:,} | {tool} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | {p_share} | "
-                f"{r['peak_bytes'] / mb:.0f} | {r['extra_bytes'] / mb:.0f} | "
-                f"{r['extra_bytes'] / r['input_bytes']:.2f} | {speedup} |"
-            )
+        lines += [_table_row(n, tool, tools) for tool in TOOLS if tool in tools]
     lines.append("")
     for n, tools in sorted(by_size.items()):
-        if "scipy" in tools and "error" not in tools["scipy"]:
-            for tool in ("ours-cold", "ours-warm"):
-                if tool in tools and "error" not in tools[tool]:
-                    worst = check_identical(tools[tool]["stats"], tools["scipy"]["stats"])
-                    cold_ratio = tools["scipy"]["seconds"] / tools[tool]["seconds"]
-                    lines.append(
-                        f"- {n:,} rows, {tool}: KS/chi-square statistics and p-values vs SciPy, largest "
-                        f"relative difference {worst:.1e}; {cold_ratio:.1f}× the SciPy loop's speed"
-                    )
-        if "evidently" in tools and "ours-warm" in tools and "error" not in tools["evidently"]:
-            ratio = tools["evidently"]["seconds"] / tools["ours-warm"]["seconds"]
-            cold = tools["evidently"]["seconds"] / tools["ours-cold"]["seconds"]
-            lines.append(
-                f"- {n:,} rows: ours-warm {ratio:.0f}× and ours-cold {cold:.0f}× faster than Evidently"
-            )
+        lines += _comparisons(n, tools)
     return "\n".join(lines)
+
+
+def _table_row(n: int, tool: str, tools: dict[str, dict[str, Any]]) -> str:
+    mb = 1024 * 1024
+    r = tools[tool]
+    if "error" in r:
+        return f"| {n:,} | {tool} | failed: {' '.join(r['error'])} | | | | | | |"
+    warm = tools.get("ours-warm", {}).get("seconds")
+    warm_cpu = tools.get("ours-warm", {}).get("cpu_seconds")
+    speedup = ""
+    if warm and warm_cpu and tool != "ours-warm":
+        speedup = f"{r['seconds'] / warm:.1f}× / {r['cpu_seconds'] / warm_cpu:.1f}×"
+    p_share = f"{r['ks_p_seconds']:.3f}" if r.get("ks_p_seconds") is not None else "n/a"
+    return (
+        f"| {n:,} | {tool} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | {p_share} | "
+        f"{r['peak_bytes'] / mb:.0f} | {r['extra_bytes'] / mb:.0f} | "
+        f"{r['extra_bytes'] / r['input_bytes']:.2f} | {speedup} |"
+    )
+
+
+def _comparisons(n: int, tools: dict[str, dict[str, Any]]) -> list[str]:
+    """How ours compares with the SciPy loop (same statistics, speed) and with Evidently."""
+    lines = []
+    if "scipy" in tools and "error" not in tools["scipy"]:
+        for tool in ("ours-cold", "ours-warm"):
+            if tool in tools and "error" not in tools[tool]:
+                worst = check_identical(tools[tool]["stats"], tools["scipy"]["stats"])
+                cold_ratio = tools["scipy"]["seconds"] / tools[tool]["seconds"]
+                lines.append(
+                    f"- {n:,} rows, {tool}: KS/chi-square statistics and p-values vs SciPy, largest "
+                    f"relative difference {worst:.1e}; {cold_ratio:.1f}× the SciPy loop's speed"
+                )
+    if "evidently" in tools and "ours-warm" in tools and "error" not in tools["evidently"]:
+        ratio = tools["evidently"]["seconds"] / tools["ours-warm"]["seconds"]
+        cold = tools["evidently"]["seconds"] / tools["ours-cold"]["seconds"]
+        lines.append(f"- {n:,} rows: ours-warm {ratio:.0f}× and ours-cold {cold:.0f}× faster than Evidently")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
