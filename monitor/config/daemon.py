@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from monitor.config.base import Role, _Strict
+from monitor.config.base import Role, _Strict, regular_expressions
 from monitor.config.judges import JUDGE_NAME_PATTERN
 
 __all__ = [
@@ -132,14 +132,7 @@ class PrivacySettings(_Strict):
     @field_validator("patterns")
     @classmethod
     def _patterns_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        import re
-
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-        return value
+        return regular_expressions(value)
 
 
 class SqlPullSettings(_Strict):

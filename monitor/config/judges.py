@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from monitor.config.base import _Strict
+from monitor.config.base import _Strict, regular_expressions
 from monitor.formats import FEATURE_NAME_PATTERN, is_feature_name
 
 __all__ = [
@@ -97,14 +97,7 @@ class PatternJudgeSettings(_JudgeBase):
     @field_validator("must", "must_not")
     @classmethod
     def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        import re
-
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-        return value
+        return regular_expressions(value)
 
 
 class LengthJudgeSettings(_JudgeBase):
