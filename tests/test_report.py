@@ -109,3 +109,26 @@ def test_aiqm_report_writes_the_file(
     assert aiqm("report", "--feature", "nope", "--config", config, env=env).code == 2
     bad = aiqm("report", "--feature", FEATURE, "--week", "last", "--config", config, env=env)
     assert bad.code == 2 and "YYYY-MM-DD" in bad.err
+
+
+def test_empty_sections_say_so_and_sections_keep_their_order(engine: Engine, history: list) -> None:  # type: ignore[type-arg]
+    report = collect_report(engine, settings_for(), FEATURE)
+    report.update(segments={}, events=[], worst=[], judges={})
+    page = render_html(report)
+    assert "<p>No trigger moved.</p>" in page
+    assert "<p>No failed reviews this week.</p>" in page
+    assert "<p>No judge labelled this week's sample.</p>" in page
+    assert "<th>segment</th>" not in page  # no table under the segment chart when there are none
+    headings = re.findall(r"<h2>([^<]+)</h2>", page)
+    assert headings == [
+        "Pass rate",
+        "Pass rate over time",
+        "Per segment",
+        "Drift",
+        "Trigger timeline",
+        "The worst examples of the week",
+        "Judge agreement with the reviewers",
+        "Cost of the week",
+        "Launch brief",
+    ]
+    assert page.startswith("<!DOCTYPE html>") and page.endswith("</body></html>")
