@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine
 
 from monitor.config import Settings
 from monitor.cycle.result import CycleResult
@@ -24,7 +24,7 @@ from monitor.errors import NotFound
 from monitor.reporting.brief import collect_brief, format_brief
 from monitor.reporting.costs import WeekCosts, cycle_costs, format_costs
 from monitor.store import cycle_queries as q
-from monitor.store.tables import labels, outputs, samples
+from monitor.store.report_queries import FailedExample, failed_human_labels
 
 WORST_EXAMPLES = 10
 SNIPPET = 300
@@ -52,52 +52,25 @@ def _worst_examples(
 ) -> list[dict[str, Any]]:
     """The failed human labels of the week's sample, least confident output first, with reasons."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                labels.c.output_id,
-                labels.c.reason,
-                labels.c.source,
-                outputs.c.input,
-                outputs.c.output,
-                outputs.c.segment,
-                outputs.c.signals,
-                outputs.c.user_action,
-            )
-            .select_from(
-                samples.join(
-                    labels,
-                    and_(labels.c.feature == samples.c.feature, labels.c.output_id == samples.c.output_id),
-                ).join(
-                    outputs,
-                    and_(outputs.c.feature == samples.c.feature, outputs.c.output_id == samples.c.output_id),
-                )
-            )
-            .where(
-                samples.c.feature == feature,
-                samples.c.cycle_at == cycle_at,
-                labels.c.source_kind == "human",
-                labels.c.verdict == "fail",
-            )
-        ).mappings()
-        found = [dict(row) for row in rows]
+        found = failed_human_labels(conn, feature, cycle_at)
 
-    def confidence(row: dict[str, Any]) -> float:
-        value = (row["signals"] or {}).get(confidence_signal)
+    def confidence(example: FailedExample) -> float:
+        value = (example.signals or {}).get(confidence_signal)
         return float(value) if isinstance(value, int | float) else 2.0
 
-    found.sort(key=lambda r: (confidence(r), r["output_id"]))
+    found.sort(key=lambda e: (confidence(e), e.output_id))
     return [
         {
-            "output_id": r["output_id"],
-            "reason": r["reason"] or "(no reason given)",
-            "reviewer": r["source"],
-            "input": _text(r["input"]),
-            "output": _text(r["output"]),
-            "segment": r["segment"] or {},
-            "confidence": (r["signals"] or {}).get(confidence_signal),
-            "user_action": r["user_action"],
+            "output_id": e.output_id,
+            "reason": e.reason or "(no reason given)",
+            "reviewer": e.source,
+            "input": _text(e.input),
+            "output": _text(e.output),
+            "segment": e.segment or {},
+            "confidence": (e.signals or {}).get(confidence_signal),
+            "user_action": e.user_action,
         }
-        for r in found[:WORST_EXAMPLES]
+        for e in found[:WORST_EXAMPLES]
     ]
 
 
