@@ -20,9 +20,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
+
+from monitor.store import advisory_locks
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -33,11 +35,6 @@ log = logging.getLogger(__name__)
 
 LEADER_LOCK = 715517002  # the session-level advisory lock key of the scheduler's leader
 RETRY_SECONDS = 5.0
-KEEPALIVE = (
-    "SET tcp_keepalives_idle = 10",
-    "SET tcp_keepalives_interval = 5",
-    "SET tcp_keepalives_count = 3",
-)
 
 
 class Leadership:
@@ -140,14 +137,10 @@ class Leadership:
         if conn is None:
             return False
         try:
-            held = conn.exec_driver_sql(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-                f" AND objid = {LEADER_LOCK} AND granted"
-            ).scalar_one()
+            return advisory_locks.held(conn, LEADER_LOCK)
         except Exception as exc:
             log.warning("the leader's lock connection failed (%s)", type(exc).__name__)
             return False
-        return bool(held)
 
     def _try_lock(self) -> bool:
         try:
@@ -155,17 +148,13 @@ class Leadership:
                 conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
                 conn.detach()  # never back to the pool: closing it must end the session
                 self._conn = conn
-                for statement in KEEPALIVE:
-                    try:
-                        conn.exec_driver_sql(statement)
-                    except Exception:  # a server without TCP keepalives: the lock still works
-                        log.debug("cannot set %s", statement)
-            got: Any = self._conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({LEADER_LOCK})").scalar_one()
+                for statement in advisory_locks.keep_alive(conn):  # without them the lock still works
+                    log.debug("cannot set %s", statement)
+            return advisory_locks.try_acquire(self._conn, LEADER_LOCK)
         except Exception as exc:
             log.warning("cannot compete for the scheduler's leadership (%s); retrying", type(exc).__name__)
             self._release()
             return False
-        return bool(got)
 
     def _release(self) -> None:
         conn, self._conn = self._conn, None
@@ -174,7 +163,7 @@ class Leadership:
         try:
             # Unlocked explicitly: closing alone frees the lock only once the server process
             # has exited, a moment after close() returns, and a successor asking then is refused.
-            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({LEADER_LOCK})")
+            advisory_locks.release(conn, LEADER_LOCK)
         except Exception:
             log.debug("unlocking the leader lock failed (its session is gone)", exc_info=True)
         try:
