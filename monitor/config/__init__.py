@@ -31,6 +31,7 @@ from monitor.config.judges import (
     PatternJudgeSettings,
     RefusalJudgeSettings,
 )
+from monitor.config.otlp import OtlpSettings
 from monitor.config.settings import Settings, load_settings
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "LLMJudgeSettings",
     "LengthJudgeSettings",
     "MetricsSettings",
+    "OtlpSettings",
     "Mode",
     "PatternJudgeSettings",
     "PrivacySettings",
