@@ -36,7 +36,7 @@ CALLS = 6
 class FakeOpenAI(BaseHTTPRequestHandler):
     """`POST /v1/chat/completions` as OpenAI answers it, after a short, real delay."""
 
-    def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         time.sleep(0.02)
         answer = {
