@@ -45,6 +45,9 @@ def cmd_cycle(args: argparse.Namespace) -> int:
         outcome = runner.run(name, at)
         print(json.dumps({"feature": name, **outcome.to_json()}))
         _check_budget(engine, settings, name, at)
+        from monitor.reporting.otlp_export import export_after_cycle  # verdicts out; never raises
+
+        export_after_cycle(engine, settings, name, at)
     if settings.webhooks:
         _notify(engine, settings, args.feature)
     return EXIT_OK

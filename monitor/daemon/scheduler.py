@@ -426,6 +426,9 @@ class FeatureScheduler:
             )
 
             after_cycle(self.services.engine, self.services.settings, feature, at, self.services.clock)
+            from monitor.reporting.otlp_export import export_after_cycle  # verdicts out; never raises
+
+            export_after_cycle(self.services.engine, self.services.settings, feature, at)
             notifier = self.services.notifier
             if notifier is not None:
                 try:
