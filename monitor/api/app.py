@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import monitor
-from monitor.api import batches, features, ofrep
+from monitor.api import batches, features, ofrep, otlp
 from monitor.api import metrics as metrics_route
 from monitor.api.problems import ApiError
 from monitor.api.review import router as review_router
@@ -79,6 +79,7 @@ def create_app(services: Services) -> FastAPI:
     _add_error_handlers(app)
     _add_health_routes(app, services)
     app.include_router(batches.router(services))
+    app.include_router(otlp.router(services))
     app.include_router(features.router(services))
     app.include_router(ofrep.router(services))
     app.include_router(metrics_route.router(services))

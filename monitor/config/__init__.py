@@ -31,6 +31,7 @@ from monitor.config.judges import (
     PatternJudgeSettings,
     RefusalJudgeSettings,
 )
+from monitor.config.otlp import OtlpSettings
 from monitor.config.settings import Settings, load_settings
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "LengthJudgeSettings",
     "MetricsSettings",
     "Mode",
+    "OtlpSettings",
     "PatternJudgeSettings",
     "PrivacySettings",
     "PullSettings",

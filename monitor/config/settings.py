@@ -20,6 +20,7 @@ from monitor.config.daemon import (
     WebhookSettings,
 )
 from monitor.config.feature import FeatureSettings
+from monitor.config.otlp import OtlpSettings
 from monitor.errors import ConfigError
 from monitor.formats import FEATURE_NAME_PATTERN, is_feature_name
 
@@ -39,6 +40,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     privacy: PrivacySettings = PrivacySettings()
     pull: PullSettings = PullSettings()
+    otlp: OtlpSettings = OtlpSettings()
     tokens: tuple[TokenSettings, ...] = ()
     webhooks: tuple[WebhookSettings, ...] = ()
     digest: DigestSettings | None = Field(None, description="the weekly digest; None: none is sent")

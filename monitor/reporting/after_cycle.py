@@ -28,6 +28,7 @@ from monitor.config import Settings
 from monitor.reporting.costs import WeekCosts, check_budget
 from monitor.reporting.digest import send_due
 from monitor.reporting.notify import DeliveryResult, Notifier
+from monitor.reporting.otlp_export import export_after_cycle
 from monitor.store.cycle_queries import cycle_row
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ def after_cycles(
     notifications_of: str | None,
     http: httpx.Client | None = None,
 ) -> AfterCycleReport:
-    """Run the steps after these (feature, scheduled time) cycles. Never raises.
+    """Run the steps after these (feature, scheduled time) cycles: budget checks, the weekly digest,
+    the verdicts exported over OTLP (when configured), the notifications. Never raises.
 
     `notifications_of` names the feature whose transitions are delivered (None: every
     feature's, what earlier runs left over included); without a `notifier` none are. `http`
@@ -78,6 +80,8 @@ def after_cycles(
     failed: list[str] = []
     over, measured = _check_budgets(engine, settings, cycles, clock, failed)
     digest = _send_digests(engine, settings, measured, clock, http, failed)
+    for feature, at in cycles:  # verdicts out, beside the traces (a failure is logged, never raised)
+        export_after_cycle(engine, settings, feature, at, http)
     deliveries = _notify(notifier, notifications_of, failed)
     report = AfterCycleReport(tuple(over), tuple(digest), tuple(deliveries), tuple(failed))
     for note in digest:
