@@ -281,7 +281,7 @@ class CycleRunner:
         sample_size = CycleResult.from_json(row["result"]).sample_size
         return CycleResult(
             sample_size=settings.sample_size if sample_size is None else sample_size,
-            quality=quality_of(conn, feature, at, settings, actions, model),
+            quality=quality_of(conn, feature, at, settings, row["window_start"], model),
             human_labels_received=q.labels_received(conn, feature, since, at, "human"),
             labels_received=q.labels_received(conn, feature, since, at),
             actions=actions,
@@ -339,7 +339,7 @@ class CycleRunner:
                 continue
             cycle = restated[index[cycle_at]]
             model = action_model_of(conn, feature, cycle.result)
-            quality = quality_of(conn, feature, cycle_at, settings, cycle.result.actions, model)
+            quality = quality_of(conn, feature, cycle_at, settings, cycle.window_start, model)
             # humans label after the cycle: their agreement with the judges comes later too
             judges = self._agreements(conn, feature, cycle_at, settings.confidence) or cycle.result.judges
             result = replace(cycle.result, quality=quality, judges=judges)
