@@ -48,6 +48,7 @@ from monitor.intake.privacy import delete_unsampled_text
 from monitor.judges.base import Labeller
 from monitor.store import cycle_queries as q
 from monitor.store import sample_queries as sq
+from monitor.store.window_judge_queries import window_has_judge_labels
 from monitor.store.writes import ensure_feature, insert_labels
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,20 @@ def pass_rate_columns(overall: ScopeQuality | None) -> dict[str, Any]:
         "pass_rate_low": overall.low if overall else None,
         "pass_rate_high": overall.high if overall else None,
     }
+
+
+JUDGED_BASELINE_LOAD = 2
+"""With judges, a baseline cycle asks for this many times `sample_size` (not `max_sample_size`):
+the judges' verdicts on the whole window stretch each human label (issue 13)."""
+
+
+def judged_baseline_size(settings: FeatureSettings) -> int:
+    """The human labels a baseline cycle asks for when judges label the window."""
+    return min(settings.max_sample_size, JUDGED_BASELINE_LOAD * settings.sample_size)
+
+
+def _judges_helped(result: CycleResult) -> bool:
+    return any(quality.judge_weight is not None for quality in result.quality.values())
 
 
 @dataclass
@@ -136,6 +151,8 @@ class CycleRunner:
         ensure_feature(conn, feature, self.clock())
         previous = q.cycle_rows(conn, feature, until=at - timedelta(microseconds=1))
         size = settings.max_sample_size
+        if settings.judges or window_has_judge_labels(conn, feature, start, at):
+            size = judged_baseline_size(settings)
         if previous:
             asked = CycleResult.from_json(previous[-1]["result"]).next_sample_size
             size = settings.sample_size if asked is None else asked
@@ -246,7 +263,10 @@ class CycleRunner:
             this = replace(this, result=replace(result, drift=drift))
             propose_baseline(conn, feature, baseline_row, row["window_start"], at, now)
         decision = self._decide(conn, feature, settings, baseline_row, [*done, this])
-        result = replace(this.result, alerts=alerts_of(decision), next_sample_size=decision.next_sample_size)
+        next_size = decision.next_sample_size
+        if baseline_row is None and (settings.judges or _judges_helped(this.result)):
+            next_size = min(next_size, judged_baseline_size(settings))  # the judges stretch the labels
+        result = replace(this.result, alerts=alerts_of(decision), next_sample_size=next_size)
         values = {
             "status": "done",
             "outputs": len(window),

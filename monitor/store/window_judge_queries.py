@@ -64,3 +64,19 @@ def window_judge_verdicts(
             current.verdicts[source.removeprefix(JUDGE_PREFIX)] = verdict
     if current is not None:
         yield current
+
+
+def window_has_judge_labels(conn: Connection, feature: str, start: datetime, end: datetime) -> bool:
+    """Whether any output logged in [start, end) has a judge's label."""
+    query = (
+        select(labels.c.pk)
+        .join(outputs, and_(outputs.c.feature == labels.c.feature, outputs.c.output_id == labels.c.output_id))
+        .where(
+            labels.c.feature == feature,
+            labels.c.source.like(f"{JUDGE_PREFIX}%"),
+            outputs.c.ts >= start,
+            outputs.c.ts < end,
+        )
+        .limit(1)
+    )
+    return conn.execute(query).first() is not None
