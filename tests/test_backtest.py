@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from monitor.config import Settings
-from monitor.cycle.backtest import run_backtest
+from monitor.cycle.backtest import RecordedReviewers, run_backtest
 from monitor.demo.simulate import LANGUAGES, HistorySpec, write_history
 
 if TYPE_CHECKING:
@@ -206,3 +207,43 @@ def test_labels_that_stop_fire_stale(tmp_path: Path) -> None:
     assert all("firing" in states(c, "stale") for c in cycles[stale:])
     assert all(c["pass_rate"] is None for c in cycles[12:])
     assert first_firing(cycles, "retrain") is None and first_firing(cycles, "fallback") is None
+
+
+def test_recorded_judge_lines_do_not_replace_the_reviewers(tmp_path: Path) -> None:
+    """CONTRACT s.5: an output may have a human and a judge label; the judge's answers every
+    cycle whose window holds the output, the human's only a reviewer's question."""
+
+    lines = [
+        {
+            "output_id": "o1",
+            "feature": "f",
+            "verdict": "fail",
+            "source": "human:ana",
+            "ts": "2026-01-01T00:00:00Z",
+        },
+        {
+            "output_id": "o1",
+            "feature": "f",
+            "verdict": "pass",
+            "source": "judge:grader",
+            "ts": "2026-01-01T00:00:00Z",
+        },
+        {
+            "output_id": "o2",
+            "feature": "f",
+            "verdict": "pass",
+            "source": "judge:grader",
+            "ts": "2026-01-01T00:00:00Z",
+        },
+    ]
+    path = tmp_path / "labels.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    reviewers = RecordedReviewers.from_file(str(path))
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    asked = reviewers.label("f", ["o1", "o2"], at)
+    assert [(r.output_id, r.source, r.verdict) for r in asked] == [("o1", "human:ana", "fail")]
+    judged = reviewers.judge_labels("f", ["o1", "o2", "o3"], at)
+    assert sorted((r.output_id, r.source, r.verdict) for r in judged) == [
+        ("o1", "judge:grader", "pass"),
+        ("o2", "judge:grader", "pass"),
+    ]

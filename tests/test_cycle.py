@@ -393,13 +393,9 @@ def test_a_restatement_weighs_late_labels_with_the_cycles_own_action_model(
     nobody.run(FEATURE, cycle_time(5))
     with engine.connect() as conn:
         restated = q.cycle_row(conn, FEATURE, cycle_time(4))
-        actions = row["result"]["actions"]
-        by_old = quality_of(
-            conn, FEATURE, cycle_time(4), settings.feature(FEATURE), actions, action_model(old)
-        )
-        by_new = quality_of(
-            conn, FEATURE, cycle_time(4), settings.feature(FEATURE), actions, action_model(new)
-        )
+        start = row["window_start"]
+        by_old = quality_of(conn, FEATURE, cycle_time(4), settings.feature(FEATURE), start, action_model(old))
+        by_new = quality_of(conn, FEATURE, cycle_time(4), settings.feature(FEATURE), start, action_model(new))
     assert restated is not None and restated["restatements"] == 1
     assert restated["pass_rate"] == pytest.approx(by_old["all"].value)
     assert by_new["all"].value != pytest.approx(by_old["all"].value, abs=1e-3)

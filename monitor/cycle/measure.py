@@ -15,9 +15,10 @@ from sqlalchemy import Connection
 from monitor.config import FeatureSettings
 from monitor.cycle.result import CycleResult, WindowCost
 from monitor.decide.judge_agreement import JudgePairs, judge_pairs
-from monitor.decide.quality import LabelledItem, ScopeQuality, cycle_quality
+from monitor.decide.quality import Covariates, LabelledItem, ScopeQuality, WindowOutput, cycle_quality
 from monitor.store import cycle_queries as q
 from monitor.store import feature_queries as fq
+from monitor.store.window_judge_queries import JUDGE_PREFIX, window_judge_verdicts
 
 COST_SIGNAL = "cost_usd"
 ACTION_PRIOR = 2.0
@@ -25,17 +26,21 @@ ACTION_PRIOR = 2.0
 
 
 def labelled_items(sample: Sequence[q.SampledOutput], judge_source: str | None = None) -> list[LabelledItem]:
-    """Each drawn output with its human verdict and, if one is named, that judge's verdict."""
+    """Each drawn output with its human verdict, that judge's verdict if one is named, and
+    every judge's verdict."""
     items = []
     for item in sample:
         human = judge = None
+        judges: dict[str, bool] = {}
         for source, verdict in sorted(item.verdicts.items()):
             if verdict == "unsure":
                 continue
             if source.startswith("human:") and human is None:
                 human = verdict == "pass"
-            elif source == judge_source:
-                judge = verdict == "pass"
+            elif source.startswith(JUDGE_PREFIX):
+                judges[source.removeprefix(JUDGE_PREFIX)] = verdict == "pass"
+                if source == judge_source:
+                    judge = verdict == "pass"
         items.append(
             LabelledItem(
                 item.output_id,
@@ -45,9 +50,22 @@ def labelled_items(sample: Sequence[q.SampledOutput], judge_source: str | None =
                 human,
                 judge,
                 item.user_action or "none",
+                judges,
             )
         )
     return items
+
+
+def window_outputs(conn: Connection, feature: str, start: datetime, end: datetime) -> list[WindowOutput]:
+    """Every output of the window with every judge's verdict on it (unsure ones left out)."""
+    return [
+        WindowOutput(
+            output.segment,
+            output.user_action or "none",
+            {name: verdict == "pass" for name, verdict in output.verdicts.items() if verdict != "unsure"},
+        )
+        for output in window_judge_verdicts(conn, feature, start, end)
+    ]
 
 
 def quality_of(
@@ -55,12 +73,22 @@ def quality_of(
     feature: str,
     at: datetime,
     settings: FeatureSettings,
-    actions: Mapping[str, Mapping[str, int]] | None = None,
+    window_start: datetime,
     model: Mapping[str, float] | None = None,
 ) -> dict[str, ScopeQuality]:
-    """The quality of the cycle's sample per scope, from the labels it has now."""
+    """The quality of the cycle's window per scope, from the labels it has now: the sample's
+    human verdicts correcting the judges' verdicts on every output of the window (the judge
+    named by `quality_judge`, else every judge that labelled it but the configured rule
+    judges) and the users' actions."""
     items = labelled_items(q.sample_of(conn, feature, at), settings.quality_judge_source)
-    return cycle_quality(items, settings.confidence, actions, model)
+    named = settings.quality_judge
+    covariates = Covariates(
+        window=window_outputs(conn, feature, window_start, at),
+        judge_names=None if named is None else [named],
+        ignored_judges=frozenset(judge.name for judge in settings.judges if judge.kind != "llm"),
+        action_model=model,
+    )
+    return cycle_quality(items, settings.confidence, covariates)
 
 
 def judges_of(conn: Connection, feature: str, at: datetime) -> dict[str, JudgePairs]:

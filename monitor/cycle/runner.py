@@ -55,6 +55,7 @@ from monitor.intake.privacy import delete_unsampled_text
 from monitor.judges.base import Labeller
 from monitor.store import cycle_queries as q
 from monitor.store import sample_queries as sq
+from monitor.store.window_judge_queries import window_has_judge_labels
 from monitor.store.writes import ensure_feature, insert_labels
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,20 @@ def pass_rate_columns(overall: ScopeQuality | None) -> dict[str, Any]:
         "pass_rate_low": overall.low if overall else None,
         "pass_rate_high": overall.high if overall else None,
     }
+
+
+JUDGED_BASELINE_LOAD = 2
+"""With judges, a baseline cycle asks for this many times `sample_size` (not `max_sample_size`):
+the judges' verdicts on the whole window stretch each human label (issue 13)."""
+
+
+def judged_baseline_size(settings: FeatureSettings) -> int:
+    """The human labels a baseline cycle asks for when judges label the window."""
+    return min(settings.max_sample_size, JUDGED_BASELINE_LOAD * settings.sample_size)
+
+
+def _judges_helped(result: CycleResult) -> bool:
+    return any(quality.judge_weight is not None for quality in result.quality.values())
 
 
 @dataclass
@@ -143,6 +158,8 @@ class CycleRunner:
         ensure_feature(conn, feature, self.clock())
         previous = q.cycle_rows(conn, feature, until=at - timedelta(microseconds=1))
         size = settings.max_sample_size
+        if settings.judges or window_has_judge_labels(conn, feature, start, at):
+            size = judged_baseline_size(settings)
         if previous:
             asked = CycleResult.from_json(previous[-1]["result"]).next_sample_size
             size = settings.sample_size if asked is None else asked
@@ -254,7 +271,10 @@ class CycleRunner:
             this = replace(this, result=replace(result, drift=drift))
             propose_baseline(conn, feature, baseline_row, row["window_start"], at, now)
         decision = self._decide(conn, feature, settings, baseline_row, [*done, this])
-        result = replace(this.result, alerts=alerts_of(decision), next_sample_size=decision.next_sample_size)
+        next_size = decision.next_sample_size
+        if baseline_row is None and (settings.judges or _judges_helped(this.result)):
+            next_size = min(next_size, judged_baseline_size(settings))  # the judges stretch the labels
+        result = replace(this.result, alerts=alerts_of(decision), next_sample_size=next_size)
         values = {
             "status": "done",
             "outputs": len(window),
@@ -289,7 +309,7 @@ class CycleRunner:
         sample_size = CycleResult.from_json(row["result"]).sample_size
         return CycleResult(
             sample_size=settings.sample_size if sample_size is None else sample_size,
-            quality=quality_of(conn, feature, at, settings, actions, model),
+            quality=quality_of(conn, feature, at, settings, row["window_start"], model),
             human_labels_received=q.labels_received(conn, feature, since, at, "human"),
             labels_received=q.labels_received(conn, feature, since, at),
             actions=actions,
@@ -347,7 +367,7 @@ class CycleRunner:
                 continue
             cycle = restated[index[cycle_at]]
             model = action_model_of(conn, feature, cycle.result)
-            quality = quality_of(conn, feature, cycle_at, settings, cycle.result.actions, model)
+            quality = quality_of(conn, feature, cycle_at, settings, cycle.window_start, model)
             # humans label after the cycle: their agreement with the judges comes later too
             judges = self._agreements(conn, feature, cycle_at, settings.confidence) or cycle.result.judges
             result = replace(cycle.result, quality=quality, judges=judges)

@@ -1,20 +1,23 @@
-"""A cycle's quality: the pass rate of its review sample, overall and per segment value.
+"""A cycle's quality: the pass rate of its window, overall and per segment value.
 
-Humans are the reference. Where humans and judges both labelled the sample, the
-prediction-powered estimate uses every judge verdict and lets the human verdicts correct
-the judge's bias; where only one kind labelled, that kind alone is used (and named).
+Humans are the reference. The judges' verdicts on every output of the window (and the users'
+actions, with the baseline's action model) are a covariate known on the whole window: the
+design-weighted PPI++ estimate (monitor.stats.ppi.covariate_powered_pass_rate) lets the human
+verdicts correct it, with a weight that falls to 0 when it stops agreeing with them. Where
+only judges labelled, their verdicts alone are used (and named).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.stats import Estimate, prediction_powered_pass_rate, weighted_pass_rate
-from monitor.stats.proxy import proxy_powered_pass_rate
+from monitor.stats import Estimate, weighted_pass_rate
+from monitor.stats.ppi import PoweredPassRate, covariate_powered_pass_rate
 
 MIN_PPI_PAIRS = 10
+"""Human labels a scope needs before a covariate may stretch them (fewer: humans alone)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,18 @@ class LabelledItem:
     human: bool | None
     judge: bool | None
     action: str = "none"
+    judges: Mapping[str, bool] = field(default_factory=dict)
+    """Every judge's verdict on this output (by judge name), unsure ones left out."""
+
+
+@dataclass(frozen=True)
+class WindowOutput:
+    """One output of the window as the estimate sees it: its segment, the user's action and
+    every judge's verdict on it (an output no judge labelled has none)."""
+
+    segment: Mapping[str, str]
+    action: str = "none"
+    judges: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -42,9 +57,13 @@ class ScopeQuality:
     passes_eff: float
     n_eff: float
     method: str
+    judge_weight: float | None = None
+    """The tuned weight of the judges' verdicts in [0, 1] (None: no judge verdict was used)."""
+    judges_saved: Mapping[str, float] = field(default_factory=dict)
+    """Per judge, the human labels its verdicts were worth here (n_eff with it minus without)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "value": self.value,
             "low": self.low,
             "high": self.high,
@@ -53,6 +72,10 @@ class ScopeQuality:
             "n_eff": self.n_eff,
             "method": self.method,
         }
+        if self.judge_weight is not None:
+            out["judge_weight"] = self.judge_weight
+            out["judges_saved"] = dict(self.judges_saved)
+        return out
 
     @classmethod
     def from_json(cls, scope: str, data: Mapping[str, Any]) -> ScopeQuality:
@@ -65,6 +88,8 @@ class ScopeQuality:
             passes_eff=data["passes_eff"],
             n_eff=data["n_eff"],
             method=data["method"],
+            judge_weight=data.get("judge_weight"),
+            judges_saved=dict(data.get("judges_saved") or {}),
         )
 
 
@@ -79,74 +104,151 @@ def in_scope(item: LabelledItem, scope: str) -> bool:
     return item.segment.get(key) == value
 
 
+@dataclass(frozen=True)
+class Covariates:
+    """What the estimate may lean on besides the humans: the window's outputs with their judge
+    verdicts and actions, which judges count, and the baseline's pass rate per user action."""
+
+    window: Sequence[WindowOutput] = ()
+    judge_names: Sequence[str] | None = None
+    """The judges whose verdicts count (None: every judge seen in the window but the ignored)."""
+    ignored_judges: frozenset[str] = frozenset()
+    action_model: Mapping[str, float] | None = None
+
+    def judges_in(self, outputs: Sequence[WindowOutput]) -> list[str]:
+        seen = sorted({name for output in outputs for name in output.judges})
+        if self.judge_names is not None:
+            return [name for name in self.judge_names if name in seen]
+        return [name for name in seen if name not in self.ignored_judges]
+
+
 def estimate(
     items: Sequence[LabelledItem],
     scope: str,
     confidence: float,
-    window_actions: Mapping[str, int] | None = None,
-    action_model: Mapping[str, float] | None = None,
+    covariates: Covariates | None = None,
 ) -> ScopeQuality | None:
-    """The scope's pass rate from the items in it, or None when nothing in it is labelled.
-
-    With `window_actions` (what users did with every output of the window, in this scope)
-    and an `action_model` (the baseline's pass rate per user action), the human labels
-    correct a prediction from the actions (prediction-powered, see monitor.stats.proxy).
-    """
-    found = _pass_rate(
-        [item for item in items if in_scope(item, scope)], confidence, window_actions, action_model
-    )
+    """The scope's pass rate from the items in it, or None when nothing in it is labelled."""
+    chosen = [item for item in items if in_scope(item, scope)]
+    humans = [item for item in chosen if item.human is not None]
+    covariates = covariates or Covariates()
+    window = [output for output in covariates.window if _output_in_scope(output, scope)]
+    if len(humans) >= MIN_PPI_PAIRS and window:
+        judges = covariates.judges_in(window)
+        if judges or covariates.action_model:
+            return _powered(humans, window, judges, covariates.action_model, scope, confidence)
+    found = _plain(chosen, humans, confidence)
     if found is None:
         return None
     result, labelled = found
-    n_eff = _effective_n(result)
+    return ScopeQuality(
+        scope,
+        result.value,
+        result.low,
+        result.high,
+        labelled,
+        result.value * result.n,
+        result.n,
+        result.method,
+    )
+
+
+def _powered(
+    humans: Sequence[LabelledItem],
+    window: Sequence[WindowOutput],
+    judges: Sequence[str],
+    model: Mapping[str, float] | None,
+    scope: str,
+    confidence: float,
+) -> ScopeQuality:
+    """Humans correcting the judges' verdicts (and the users' actions) on the whole window."""
+    fit = _fit(humans, window, judges, model, confidence)
+    result = fit.estimate
+    saved: dict[str, float] = {}
+    if judges:
+        without = _fit(humans, window, (), model, confidence).estimate.n if model else fit.kish_n
+        for name in judges:
+            alone = fit if len(judges) == 1 else _fit(humans, window, (name,), model, confidence)
+            saved[name] = max(alone.estimate.n - without, 0.0)
     return ScopeQuality(
         scope=scope,
         value=result.value,
         low=result.low,
         high=result.high,
-        labelled=labelled,
-        passes_eff=result.value * n_eff,
-        n_eff=n_eff,
-        method=result.method,
+        labelled=len(humans),
+        passes_eff=result.value * result.n,
+        n_eff=result.n,
+        method=result.method if fit.lam > 0 else "weighted-wilson",
+        judge_weight=fit.lam if judges else None,
+        judges_saved=saved,
     )
 
 
-def _pass_rate(
-    chosen: Sequence[LabelledItem],
+def _fit(
+    humans: Sequence[LabelledItem],
+    window: Sequence[WindowOutput],
+    judges: Sequence[str],
+    model: Mapping[str, float] | None,
     confidence: float,
-    window_actions: Mapping[str, int] | None,
-    action_model: Mapping[str, float] | None,
+) -> PoweredPassRate:
+    cells: dict[str, int] = {}
+    prediction: dict[str, float] = {}
+    for output in window:
+        cell, value = _cell(output.judges, output.action, judges, model)
+        cells[cell] = cells.get(cell, 0) + 1
+        if value is not None:
+            prediction[cell] = value
+    labelled = []
+    for item in humans:
+        cell, value = _cell(item.judges, item.action, judges, model)
+        labelled.append(cell)
+        if value is not None:
+            prediction.setdefault(cell, value)
+    return covariate_powered_pass_rate(
+        [float(bool(item.human)) for item in humans],
+        [item.inclusion_prob for item in humans],
+        labelled,
+        cells,
+        prediction,
+        confidence,
+        method="ppi" if judges else "ppi-actions",
+    )
+
+
+def _cell(
+    verdicts: Mapping[str, bool],
+    action: str,
+    judges: Sequence[str],
+    model: Mapping[str, float] | None,
+) -> tuple[str, float | None]:
+    """An output's covariate cell and its prediction: the mean of its judges' votes and, with an
+    action model, the baseline's pass rate for its action (None: nothing known of it)."""
+    votes = [verdicts.get(name) for name in judges]
+    parts = ["".join("-" if v is None else ("p" if v else "f") for v in votes)]
+    known = [float(v) for v in votes if v is not None]
+    if model:
+        parts.append(action)
+        known.append(model.get(action, float(sum(model.values()) / len(model))))
+    return "|".join(parts), (sum(known) / len(known) if known else None)
+
+
+def _output_in_scope(output: WindowOutput, scope: str) -> bool:
+    if scope == "all":
+        return True
+    key, _, value = scope.removeprefix("segment:").partition("=")
+    return output.segment.get(key) == value
+
+
+def _plain(
+    chosen: Sequence[LabelledItem], humans: Sequence[LabelledItem], confidence: float
 ) -> tuple[Estimate, int] | None:
-    """The best estimate these items' verdicts allow, and how many verdicts it counts: humans
-    corrected judges, else humans corrected the users' actions, else humans, else judges."""
-    humans = [item for item in chosen if item.human is not None]
-    judged = [item for item in chosen if item.judge is not None]
-    both = [item for item in humans if item.judge is not None]
-    judge_only = [item for item in judged if item.human is None]
-    if len(both) >= MIN_PPI_PAIRS and judge_only:
-        ppi = prediction_powered_pass_rate(
-            [float(bool(item.human)) for item in both],
-            [float(bool(item.judge)) for item in both],
-            [float(bool(item.judge)) for item in judge_only],
-            confidence,
-        )
-        return ppi, len(humans) + len(judge_only)
-    if humans and window_actions and action_model and len(humans) >= MIN_PPI_PAIRS:
-        proxied = proxy_powered_pass_rate(
-            [float(bool(i.human)) for i in humans],
-            [i.inclusion_prob for i in humans],
-            [i.action for i in humans],
-            window_actions,
-            action_model,
-            confidence,
-            power=1.0,  # the proxy was fitted on the baseline's labels: plain PPI stays exactly unbiased
-        )
-        return proxied, len(humans)
+    """Humans alone (design-weighted), else the judges' verdicts alone (named so)."""
     if humans:
         weights = [i.inclusion_prob for i in humans]
         return weighted_pass_rate([float(bool(i.human)) for i in humans], weights, None, confidence), len(
             humans
         )
+    judged = [item for item in chosen if item.judge is not None]
     if judged:
         plain = weighted_pass_rate(
             [float(bool(i.judge)) for i in judged], [i.inclusion_prob for i in judged], None, confidence
@@ -155,31 +257,15 @@ def _pass_rate(
     return None
 
 
-def _effective_n(result: Estimate) -> float:
-    """The sample size a plain proportion needs for this precision (PPI is worth more than its humans)."""
-    if result.method != "ppi":
-        return result.n
-    from monitor.stats._common import z_value
-
-    half_width = (result.high - result.low) / 2
-    if half_width <= 0:
-        return result.n
-    variance = (half_width / z_value(result.confidence)) ** 2
-    p = min(max(result.value, 0.02), 0.98)
-    return max(result.n, p * (1 - p) / variance)
-
-
 def cycle_quality(
     items: Sequence[LabelledItem],
     confidence: float,
-    window_actions: Mapping[str, Mapping[str, int]] | None = None,
-    action_model: Mapping[str, float] | None = None,
+    covariates: Covariates | None = None,
 ) -> dict[str, ScopeQuality]:
     """Every scope with labels: `all`, and `segment:<key>=<value>` for each tag value seen."""
     result = {}
     for scope in ["all", *segment_scopes(items)]:
-        actions = (window_actions or {}).get(scope)
-        quality = estimate(items, scope, confidence, actions, action_model)
+        quality = estimate(items, scope, confidence, covariates)
         if quality is not None:
             result[scope] = quality
     return result

@@ -159,9 +159,24 @@ def _warnings(
 
 def _last_cycle(row: dict[str, Any] | None, confidence: float) -> dict[str, Any] | None:
     data = fq.as_json(row, *CYCLE_COLUMNS)
-    if data is not None:
+    if data is not None and row is not None:
         data["confidence"] = confidence
+        data["labels"] = _label_budget(row.get("result"))
     return data
+
+
+def _label_budget(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """How many human labels the cycle's overall answer needed, what they were worth with the
+    judges' verdicts on the window, and what each judge saved (labels' worth with it, minus)."""
+    overall = ((result or {}).get("quality") or {}).get("all")
+    if not overall:
+        return None
+    saved = overall.get("judges_saved") or {}
+    return {
+        "human": int(overall["labelled"]),
+        "worth": float(overall["n_eff"]),
+        "judges_saved": {name: float(value) for name, value in saved.items()},
+    }
 
 
 def _pct(value: float | None) -> str:
@@ -218,6 +233,13 @@ def _cycle_line(last: dict[str, Any] | None) -> str:
         else " (nothing labelled)"
     )
     restated = f", restated {last['restatements']}x" if last["restatements"] else ""
+    budget = last.get("labels")
+    if budget and budget["judges_saved"]:
+        saved = ", ".join(f"judge {name} saved {value:.0f}" for name, value in budget["judges_saved"].items())
+        restated += (
+            f"\n  labels: this answer needed {budget['human']} human labels, "
+            f"worth {budget['worth']:.0f} with the judges ({saved})"
+        )
     return (
         f"  last cycle {_day(last['at'])}: pass rate {_pct(last['pass_rate'])}{interval}, "
         f"{last['labelled']} labelled of {last['sampled']} sampled from {last['outputs']:,} outputs"

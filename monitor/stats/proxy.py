@@ -17,15 +17,17 @@ lambda = Cov(y, f) / ((1 + n_eff / N) Var(f)), clipped to [0, 1], minimises it; 
 proxy lambda -> 0 and the estimate is the plain weighted one. The interval is Wilson's on the
 effective size n* = theta (1 - theta) / Var, capped at `max_gain` times the labels, so that a
 proxy that happens to agree perfectly on a small sample cannot claim unlimited precision.
+
+The arithmetic is monitor.stats.ppi.covariate_powered_pass_rate's, the one estimator for every
+covariate known on the whole window (judge verdicts and actions alike): each action is a cell.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
-from monitor.stats.intervals import Estimate, weighted_pass_rate, wilson_interval
+from monitor.stats.intervals import Estimate
+from monitor.stats.ppi import covariate_powered_pass_rate
 
 __all__ = ["proxy_powered_pass_rate"]
 
@@ -40,39 +42,15 @@ def proxy_powered_pass_rate(
     max_gain: float = 4.0,
     power: float | None = None,
 ) -> Estimate:
-    y = np.asarray(verdicts, dtype=float)
-    w = 1.0 / np.asarray(inclusion_prob, dtype=float)
-    fallback = float(np.average(list(prediction.values()))) if prediction else 0.5
-    f_lab = np.array([prediction.get(a, fallback) for a in labelled_proxy], dtype=float)
-    names = list(window_proxy_counts)
-    counts = np.array([window_proxy_counts[a] for a in names], dtype=float)
-    f_win = np.array([prediction.get(a, fallback) for a in names], dtype=float)
-    big_n = float(counts.sum())
-    plain = weighted_pass_rate(y, 1.0 / w, None, confidence)
-    if big_n <= 0 or y.size == 0:
-        return plain
-    weight_sum = float(w.sum())
-    n_eff = weight_sum**2 / float((w**2).sum())
-    mean_f_all = float((counts * f_win).sum() / big_n)
-    var_f_all = float((counts * (f_win - mean_f_all) ** 2).sum() / big_n)
-    y_bar = float((w * y).sum() / weight_sum)
-    f_bar = float((w * f_lab).sum() / weight_sum)
-    var_f_lab = float((w * (f_lab - f_bar) ** 2).sum() / weight_sum)
-    cov = float((w * (y - y_bar) * (f_lab - f_bar)).sum() / weight_sum)
-    lam = (
-        power
-        if power is not None
-        else (0.0 if var_f_lab <= 0 else min(1.0, max(0.0, cov / ((1 + n_eff / big_n) * var_f_lab))))
-    )
-    residual = y - lam * f_lab
-    r_bar = float((w * residual).sum() / weight_sum)
-    var_r = float((w * (residual - r_bar) ** 2).sum() / weight_sum) * n_eff / max(n_eff - 1.0, 1.0)
-    theta = min(1.0, max(0.0, lam * mean_f_all + r_bar))
-    variance = lam**2 * var_f_all / big_n + var_r / n_eff
-    if lam == 0.0:
-        return plain
-    spread = max(theta * (1 - theta), 1.0 / (4 * n_eff * max_gain))
-    effective = min(spread / variance if variance > 0 else np.inf, max_gain * n_eff, big_n)
-    effective = max(effective, n_eff)
-    interval = wilson_interval(theta * effective, effective, confidence)
-    return Estimate(theta, interval.low, interval.high, effective, "ppi-actions", confidence)
+    """The window's pass rate from human verdicts and the users' actions (cells of the window)."""
+    return covariate_powered_pass_rate(
+        verdicts,
+        inclusion_prob,
+        labelled_proxy,
+        window_proxy_counts,
+        prediction,
+        confidence,
+        max_gain,
+        power,
+        method="ppi-actions",
+    ).estimate
