@@ -122,12 +122,15 @@ def window_cost(window: Sequence[Mapping[str, Any]]) -> WindowCost:
     return WindowCost(cost_usd=total, outputs_with_cost=reported)
 
 
+MIN_ACTIONS = 2  # one action alone predicts nothing: every output would get the same score
+
+
 def action_model(baseline_row: Mapping[str, Any] | None) -> dict[str, float] | None:
     """The baseline's pass rate per user action: the proxy that makes each label worth more."""
     if baseline_row is None or baseline_row["pass_rate"] is None:
         return None
     table = (baseline_row["segments"] or {}).get("actions") or {}
-    if len(table) < 2:
+    if len(table) < MIN_ACTIONS:
         return None
     prior = float(baseline_row["pass_rate"])
     return {

@@ -53,7 +53,7 @@ from monitor.stats.numeric import (
     psi,
     wasserstein_scaled,
 )
-from monitor.stats.ppi import prediction_powered_pass_rate
+from monitor.stats.ppi import PoweredPassRate, covariate_powered_pass_rate
 
 __all__ = [
     "Agreement",
@@ -66,6 +66,7 @@ __all__ = [
     "KSResult",
     "NumericReference",
     "NumericSample",
+    "PoweredPassRate",
     "TestResult",
     "benjamini_hochberg",
     "bin_counts",
@@ -73,6 +74,7 @@ __all__ = [
     "cohens_kappa",
     "compare_categorical",
     "compare_numeric",
+    "covariate_powered_pass_rate",
     "decide",
     "fisher_exact_test",
     "jeffreys_interval",
@@ -83,7 +85,6 @@ __all__ = [
     "ks_test",
     "new_categories",
     "newcombe_difference",
-    "prediction_powered_pass_rate",
     "psi",
     "psi_categorical",
     "psi_from_counts",

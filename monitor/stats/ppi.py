@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from monitor.stats._common import FloatArray, as_1d_float, z_value
+from monitor.stats._common import FloatArray, as_1d_float
 from monitor.stats.intervals import Estimate, weighted_pass_rate, wilson_interval
 
 __all__ = [
@@ -17,66 +17,9 @@ __all__ = [
     "MIN_POWERED_LABELS",
     "PoweredPassRate",
     "covariate_powered_pass_rate",
-    "prediction_powered_pass_rate",
 ]
 
-MIN_ITEMS = 2  # human labels, and judge scores without one, that the estimate needs at least
-
-
-def prediction_powered_pass_rate(
-    human: npt.ArrayLike,
-    judge_on_human: npt.ArrayLike,
-    judge_on_unlabelled: npt.ArrayLike,
-    confidence: float = 0.95,
-) -> Estimate:
-    r"""Prediction-powered estimate of a pass rate (the PPI mean estimator).
-
-    ``human`` holds the human verdicts :math:`Y_i` (1 pass, 0 fail, or scores in [0, 1])
-    on *n* outputs, ``judge_on_human`` the judge's verdicts :math:`f(X_i)` on those same
-    outputs, and ``judge_on_unlabelled`` the judge's verdicts :math:`f(\tilde X_j)` on *N*
-    outputs no human has labelled. The judge's mean is corrected by the *rectifier*, the
-    mean human-minus-judge gap measured where both exist:
-
-    .. math::
-
-        \hat\theta = \frac1N\sum_j f(\tilde X_j) + \frac1n\sum_i \big(Y_i - f(X_i)\big),
-        \qquad
-        \hat\sigma^2 = \frac{s^2_{f(\tilde X)}}{N} + \frac{s^2_{Y - f(X)}}{n}
-
-    (sample variances with ``ddof=1``), and the interval is the normal one,
-    :math:`\hat\theta \pm z_{1-\alpha/2}\hat\sigma`, with estimate and bounds clipped to
-    [0, 1]. :math:`\hat\theta` is unbiased whatever the judge's bias; the interval is
-    narrower than one from the *n* human labels alone when the judge agrees with humans
-    well. ``n`` in the result is the number of human labels; ``method`` is ``"ppi"``.
-    Needs at least two human labels and two unlabelled judge scores (else ``ValueError``).
-
-    Reference: A. N. Angelopoulos, S. Bates, C. Fannjiang, M. I. Jordan, T. Zrnic (2023),
-    "Prediction-powered inference", Science 382(6671):669-674, section "Mean estimation".
-    """
-    y = as_1d_float(human, "human")
-    f_labelled = as_1d_float(judge_on_human, "judge_on_human")
-    f_unlabelled = as_1d_float(judge_on_unlabelled, "judge_on_unlabelled")
-    if y.shape != f_labelled.shape:
-        raise ValueError(f"human and judge_on_human differ in length ({y.size} != {f_labelled.size})")
-    if y.size < MIN_ITEMS or f_unlabelled.size < MIN_ITEMS:
-        raise ValueError("prediction-powered inference needs >= 2 human labels and >= 2 unlabelled scores")
-    for name, array in (("human", y), ("judge_on_human", f_labelled), ("judge_on_unlabelled", f_unlabelled)):
-        if not bool(np.all(np.isfinite(array))):
-            raise ValueError(f"{name} must be finite")
-    z = z_value(confidence)
-    rectifier = y - f_labelled
-    theta = float(f_unlabelled.mean()) + float(rectifier.mean())
-    variance = float(f_unlabelled.var(ddof=1)) / f_unlabelled.size + float(rectifier.var(ddof=1)) / y.size
-    half = z * math.sqrt(max(variance, 0.0))
-    value = min(max(theta, 0.0), 1.0)
-    return Estimate(
-        value=value,
-        low=min(max(theta - half, 0.0), 1.0),
-        high=min(max(theta + half, 0.0), 1.0),
-        n=float(y.size),
-        method="ppi",
-        confidence=confidence,
-    )
+MIN_ITEMS = 2  # labels a left-out weight needs (one left out, one to tune on)
 
 
 TINY = 1e-12
@@ -150,43 +93,67 @@ def covariate_powered_pass_rate(
     if y.size == 0 or not bool(np.all((pi > 0) & (pi <= 1))):
         raise ValueError("needs at least one labelled item, each with an inclusion probability in (0, 1]")
     plain = weighted_pass_rate(y, pi, None, confidence)
-    names = [cell for cell, count in window_cells.items() if count > 0]
-    counts = np.array([float(window_cells[cell]) for cell in names])
+    humans_only = PoweredPassRate(plain, 0.0, plain.value * (1 - plain.value) / plain.n, int(y.size), plain.n)
+    counts, f_win, f_lab = _predictions(window_cells, prediction, labelled_cells)
     big_n = float(counts.sum())
     if big_n <= 0:
-        return PoweredPassRate(plain, 0.0, plain.value * (1 - plain.value) / plain.n, int(y.size), plain.n)
+        return humans_only
     w = 1.0 / pi
     w = w / w.sum() * y.size  # mean 1, as ppi_py normalises sample weights
-    f_win = np.array([prediction.get(cell, math.nan) for cell in names])
-    known = np.isfinite(f_win)
-    fallback = float((counts[known] * f_win[known]).sum() / counts[known].sum()) if known.any() else 0.5
-    f_win = np.where(known, f_win, fallback)
-    f_lab = np.array([prediction.get(cell, fallback) for cell in labelled_cells])
     lam = _tuned_weight(y, f_lab, w, counts, f_win) if power is None else min(max(power, 0.0), 1.0)
-    mean_f = float((counts * f_win).sum() / big_n)
-    var_f = float((counts * (f_win - mean_f) ** 2).sum() / max(big_n - 1.0, 1.0))
     if lam == 0.0:
-        return PoweredPassRate(plain, 0.0, plain.value * (1 - plain.value) / plain.n, int(y.size), plain.n)
+        return humans_only
     # The point estimate leaves each label out of its own weight (cross-fitting): a weight tuned
-    # on the same labels it is applied to biases the estimate by O(1/n); power=None only. The
-    # variance is taken from the same left-out terms, so the weight's own noise counts too.
+    # on the same labels it is applied to biases the estimate by O(1/n); power=None only.
     lams = _left_out_weights(y, f_lab, w, counts, f_win) if power is None else np.full(y.size, lam)
-    terms = y - lams * (f_lab - mean_f)
-    raw = float((w * terms).mean())
-    n = float(y.size)
-    rectifier = float((w**2 * (terms - raw) ** 2).sum()) / n**2 * (n / max(n - 1.0, 1.0))
-    theta = min(max(raw, 0.0), 1.0)
-    # A few labels agreeing by chance with the covariate say little about how rarely it errs:
-    # PRIOR_LABELS pseudo-labels at the humans-only variance keep the interval honest then.
-    humans_only = max(theta * (1 - theta), plain.value * (1 - plain.value)) / plain.n
-    rectifier = (n * rectifier + PRIOR_LABELS * humans_only) / (n + PRIOR_LABELS)
-    variance = lam**2 * var_f / big_n + rectifier
+    theta, variance = _powered(y, w, f_lab, counts, f_win, lams, lam, plain)
     effective = _effective_size(theta, variance, plain.n, max_gain, big_n)
     if y.size < min_labels:
         effective = plain.n
     interval = wilson_interval(theta * effective, effective, confidence)
     estimate = Estimate(theta, interval.low, interval.high, effective, method, confidence)
     return PoweredPassRate(estimate, lam, variance, int(y.size), plain.n)
+
+
+def _predictions(
+    window_cells: Mapping[str, float], prediction: Mapping[str, float], labelled_cells: Sequence[str]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The window's counts and predictions per cell, and the labelled items' predictions (a cell
+    the prediction does not name gets the window's mean prediction)."""
+    names = [cell for cell, count in window_cells.items() if count > 0]
+    counts = np.array([float(window_cells[cell]) for cell in names])
+    f_win = np.array([prediction.get(cell, math.nan) for cell in names])
+    known = np.isfinite(f_win)
+    fallback = float((counts[known] * f_win[known]).sum() / counts[known].sum()) if known.any() else 0.5
+    f_win = np.where(known, f_win, fallback)
+    f_lab = np.array([prediction.get(cell, fallback) for cell in labelled_cells])
+    return counts, f_win, f_lab
+
+
+def _powered(
+    y: FloatArray,
+    w: FloatArray,
+    f_lab: FloatArray,
+    counts: FloatArray,
+    f_win: FloatArray,
+    lams: FloatArray,
+    lam: float,
+    plain: Estimate,
+) -> tuple[float, float]:
+    """The estimate and its variance: the imputed part plus the design-weighted residuals, taken
+    from the same left-out terms as the estimate, so the weight's own noise counts too."""
+    big_n, n = float(counts.sum()), float(y.size)
+    mean_f = float((counts * f_win).sum() / big_n)
+    var_f = float((counts * (f_win - mean_f) ** 2).sum() / max(big_n - 1.0, 1.0))
+    terms = y - lams * (f_lab - mean_f)
+    raw = float((w * terms).mean())
+    rectifier = float((w**2 * (terms - raw) ** 2).sum()) / n**2 * (n / max(n - 1.0, 1.0))
+    theta = min(max(raw, 0.0), 1.0)
+    # A few labels agreeing by chance with the covariate say little about how rarely it errs:
+    # PRIOR_LABELS pseudo-labels at the humans-only variance keep the interval honest then.
+    humans_only = max(theta * (1 - theta), plain.value * (1 - plain.value)) / plain.n
+    rectifier = (n * rectifier + PRIOR_LABELS * humans_only) / (n + PRIOR_LABELS)
+    return theta, lam**2 * var_f / big_n + rectifier
 
 
 def _tuned_weight(
