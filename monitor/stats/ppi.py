@@ -1,4 +1,36 @@
-"""Prediction-powered inference: a judge's scores on many outputs, corrected by a few humans."""
+r"""Prediction-powered inference: a judge's scores on many outputs, corrected by a few humans.
+
+`covariate_powered_pass_rate` estimates a window's pass rate from a few human verdicts and a
+categorical covariate known on every output of the window (a judge's verdict, the user's action,
+or both).
+
+The human verdicts :math:`y_j` were drawn with inclusion probabilities :math:`\pi_j`
+(design weights :math:`w_j = 1/\pi_j`); each output's covariate *cell* (``"judge=pass"``,
+``"action=accepted"``...) has a fixed prediction :math:`f` (``prediction``; a cell it does
+not name gets the window's mean prediction). ``window_cells`` counts the window's *N*
+outputs per cell, the labelled ones included. Design-weighted PPI++:
+
+.. math::
+
+    \hat\theta = \lambda \bar f_N + \frac{\sum_j w_j (y_j - \lambda f_j)}{\sum_j w_j},
+    \qquad
+    V = \lambda^2 \frac{s^2_f}{N} + \frac{\sum_j w_j^2 (r_j - \bar r_w)^2}{(\sum_j w_j)^2}\frac{n}{n-1}
+
+with :math:`r = y - \lambda f`. :math:`\hat\theta` is unbiased (to first order, like the
+Hájek estimator) for any fixed :math:`\lambda` under any inclusion probabilities. The tuned
+:math:`\lambda = \widehat{\mathrm{Cov}}_w(y, f) / ((1 + n/N)\, s^2_f)`, clipped to [0, 1], is
+PPI++'s (with equal probabilities exactly ``ppi_py``'s: ``s^2_f`` over the labelled and the
+window's predictions pooled, ``ddof=1``); it is 0 when *f* has no variance in the sample and
+falls to 0 by itself when the covariate stops agreeing with humans. With :math:`\lambda = 0`
+the result is the humans-only design-weighted estimate (``weighted_pass_rate``).
+
+The interval is Wilson's on the effective size :math:`n^* = \hat\theta(1-\hat\theta)/V`,
+capped at ``max_gain`` times Kish's size of the labels and at *N* (a covariate that happens
+to agree perfectly on a small sample cannot claim unlimited precision). Below
+``min_labels`` human labels the interval is the humans-only one (the point estimate stays
+the powered one). References: Angelopoulos, Bates, Fannjiang, Jordan & Zrnic (2023),
+Science 382; Angelopoulos, Duchi & Zrnic (2023), "PPI++", arXiv:2311.01453.
+"""
 
 from __future__ import annotations
 
@@ -56,36 +88,9 @@ def covariate_powered_pass_rate(
     min_labels: int = MIN_POWERED_LABELS,
     method: str = "ppi",
 ) -> PoweredPassRate:
-    r"""A window's pass rate from a few human verdicts and a categorical covariate known on
-    every output of the window (a judge's verdict, the user's action, or both).
-
-    The human verdicts :math:`y_j` were drawn with inclusion probabilities :math:`\pi_j`
-    (design weights :math:`w_j = 1/\pi_j`); each output's covariate *cell* (``"judge=pass"``,
-    ``"action=accepted"``...) has a fixed prediction :math:`f` (``prediction``; a cell it does
-    not name gets the window's mean prediction). ``window_cells`` counts the window's *N*
-    outputs per cell, the labelled ones included. Design-weighted PPI++:
-
-    .. math::
-
-        \hat\theta = \lambda \bar f_N + \frac{\sum_j w_j (y_j - \lambda f_j)}{\sum_j w_j},
-        \qquad
-        V = \lambda^2 \frac{s^2_f}{N} + \frac{\sum_j w_j^2 (r_j - \bar r_w)^2}{(\sum_j w_j)^2}\frac{n}{n-1}
-
-    with :math:`r = y - \lambda f`. :math:`\hat\theta` is unbiased (to first order, like the
-    Hájek estimator) for any fixed :math:`\lambda` under any inclusion probabilities. The tuned
-    :math:`\lambda = \widehat{\mathrm{Cov}}_w(y, f) / ((1 + n/N)\, s^2_f)`, clipped to [0, 1], is
-    PPI++'s (with equal probabilities exactly ``ppi_py``'s: ``s^2_f`` over the labelled and the
-    window's predictions pooled, ``ddof=1``); it is 0 when *f* has no variance in the sample and
-    falls to 0 by itself when the covariate stops agreeing with humans. With :math:`\lambda = 0`
-    the result is the humans-only design-weighted estimate (``weighted_pass_rate``).
-
-    The interval is Wilson's on the effective size :math:`n^* = \hat\theta(1-\hat\theta)/V`,
-    capped at ``max_gain`` times Kish's size of the labels and at *N* (a covariate that happens
-    to agree perfectly on a small sample cannot claim unlimited precision). Below
-    ``min_labels`` human labels the interval is the humans-only one (the point estimate stays
-    the powered one). References: Angelopoulos, Bates, Fannjiang, Jordan & Zrnic (2023),
-    Science 382; Angelopoulos, Duchi & Zrnic (2023), "PPI++", arXiv:2311.01453.
-    """
+    """A window's pass rate from a few human verdicts and a categorical covariate known on every
+    output of the window (a judge's verdict, the user's action, or both); the module's docstring
+    has the maths."""
     y = as_1d_float(verdicts, "verdicts")
     pi = as_1d_float(inclusion_prob, "inclusion_prob")
     if y.size != pi.size or y.size != len(labelled_cells):
