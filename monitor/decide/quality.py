@@ -15,6 +15,7 @@ from monitor.stats import Estimate, prediction_powered_pass_rate, weighted_pass_
 from monitor.stats.proxy import proxy_powered_pass_rate
 
 MIN_PPI_PAIRS = 10
+MIN_JUDGE_ONLY = 2  # PPI needs two judge-only items (monitor.stats.ppi); with one, the humans alone
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def estimate(
     both = [item for item in humans if item.judge is not None]
     judge_only = [item for item in judged if item.human is None]
     result: Estimate
-    if len(both) >= MIN_PPI_PAIRS and judge_only:
+    if len(both) >= MIN_PPI_PAIRS and len(judge_only) >= MIN_JUDGE_ONLY:
         result = prediction_powered_pass_rate(
             [float(bool(item.human)) for item in both],
             [float(bool(item.judge)) for item in both],
