@@ -50,8 +50,11 @@ def commands(text: str) -> dict[str, list[str]]:
 
 def test_demo_sets_up_in_seconds_and_says_where(demo: dict[str, Any]) -> None:
     assert demo["code"] == 0
-    assert demo["seconds"] < 30
+    # seconds on a quiet machine; the bound leaves room for 2 shared cores (the simulated LLM
+    # judge alone answers about 1,500 real HTTP calls)
+    assert demo["seconds"] < 120
     text = demo["out"]
+    assert text.splitlines()[0].startswith("quality page    http://127.0.0.1:8000/quality ")
     folder = demo["dir"].resolve()
     assert f"data directory  {folder}" in text
     assert f"configuration   {folder / 'aiqm.yaml'}" in text
@@ -88,6 +91,36 @@ def test_demo_store_holds_cycles_triggers_and_modes(demo: dict[str, Any]) -> Non
     assert features["summarizer"]["mode"] == "review"
     assert {"retrain", "fallback"} <= firing("summarizer")
     assert len(features["summarizer"]["proposals"]) == 1  # after its prompt change
+    for item in features.values():
+        assert item["labels"]["judge"] > 0  # the rule judge and the simulated LLM judge labelled
+
+
+def test_demo_has_judges_agreement_cost_and_a_half_reviewed_week(demo: dict[str, Any]) -> None:
+    """The LLM judge (the simulated model on loopback) was called and paid for, agrees with the
+    reviewers, backs the latest pass rate, and half of this week's sample waits for review."""
+    from monitor.store import cycle_queries as q
+    from monitor.store import review_queries as rq
+    from monitor.store.quality_queries import judge_spend
+
+    settings = load_settings(demo["dir"] / "aiqm.yaml")
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            for feature in ("support-reply", "ticket-triage", "summarizer"):
+                latest = q.cycle_rows(conn, feature)[-1]
+                spend = [s for s in judge_spend(conn, feature, 4) if s.judge == "grader"]
+                assert len(spend) == 4 and all(
+                    s.calls > 0 and s.cost_usd > 0 and s.errors == 0 for s in spend
+                )
+                judges = latest["result"]["judges"]
+                assert {"grader"} <= set(judges) and judges["grader"]["kappa"] > 0.5
+                assert latest["result"]["quality"]["all"]["method"] == "ppi"  # the judge-backed estimate
+                (progress,) = rq.progress(conn, feature, [latest["at"]])
+                assert 0 < progress.reviewed < progress.drawn
+                outputs = rq.queue(conn, feature, latest["at"])
+                assert outputs and all("lorem" not in str(item.output) for item in outputs)
+    finally:
+        engine.dispose()
 
 
 def test_the_printed_commands_work_from_another_directory(

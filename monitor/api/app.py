@@ -25,6 +25,7 @@ import monitor
 from monitor.api import batches, features, ofrep, otlp
 from monitor.api import metrics as metrics_route
 from monitor.api.problems import ApiError
+from monitor.api.quality import router as quality_router
 from monitor.api.review import router as review_router
 from monitor.daemon.services import Services
 from monitor.store.health_queries import ping
@@ -84,6 +85,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(ofrep.router(services))
     app.include_router(metrics_route.router(services))
     app.include_router(review_router(services), prefix="/review")
+    app.include_router(quality_router(services), prefix="/quality")
     return app
 
 

@@ -17,19 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from monitor.demo.texts import TOPICS, Draft, writer_for
+
 Curve = float | Sequence[tuple[float, float]]
 """A constant, or piecewise-linear points (week, value)."""
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 WEEK = timedelta(days=7)
-TOPICS = ("refund", "shipping delay", "password reset", "invoice copy", "damaged item", "order status")
-OPENERS = {
-    "en": "Customer writes:",
-    "de": "Kunde schreibt:",
-    "fr": "Le client écrit :",
-    "es": "El cliente escribe:",
-    "pt": "O cliente escreve:",
-}
 
 
 def curve_at(points: Curve, week: float) -> float:
@@ -180,16 +174,23 @@ class _WeekDraws:
     def output(self, spec: HistorySpec, output_id: str, i: int) -> dict[str, Any]:
         """The i-th logged output of the week (CONTRACT section 1)."""
         segment = {key: str(values[i]) for key, values in self.tags.items()}
-        language = segment.get("language", "en")
         tokens_in, tokens_out = self.tokens_in[i], self.tokens_out[i]
+        draft = Draft(
+            topic=TOPICS[self.topics[i]],
+            ticket=int(self.tickets[i]),
+            ok=bool(self.ok[i]),
+            tokens_out=int(tokens_out),
+            language=segment.get("language", "en"),
+        )
+        text_in, text_out = writer_for(spec.feature)(draft)
         return {
             "id": output_id,
             "feature": spec.feature,
             "ts": (self.week_start + timedelta(seconds=float(self.offsets[i]))).strftime(
                 "%Y-%m-%dT%H:%M:%S.%fZ"
             ),
-            "input": f"{OPENERS.get(language, OPENERS['en'])} {TOPICS[self.topics[i]]} #{self.tickets[i]}",
-            "output": "draft reply " + "lorem " * int(tokens_out // 6),
+            "input": text_in,
+            "output": text_out,
             "model_version": self.model_version,
             "config_version": self.config_version,
             "segment": segment,

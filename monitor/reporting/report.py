@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import threading
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from monitor.store import cycle_queries as q
 from monitor.store.report_queries import FailedExample, failed_human_labels
 
 WORST_EXAMPLES = 10
+_DRAWING = threading.Lock()
 SNIPPET = 300
 
 
@@ -256,11 +258,11 @@ _STYLE = (
 def render_html(report: dict[str, Any]) -> str:
     """The whole page; nothing in it points outside it. Each section renders its own lines."""
     title = f"{report['feature']}: weekly review, cycle {report['cycle']['at']:%Y-%m-%d %H:%M} UTC"
-    charts = _charts(report)
+    drawn = charts(report)
     parts = [
         *_head_section(title, report),
         *_pass_rate_section(report),
-        *_chart_sections(charts, report),
+        *_chart_sections(drawn, report),
         *_worst_section(report),
         *_judges_section(report),
         *_costs_section(report),
@@ -270,14 +272,16 @@ def render_html(report: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _charts(report: dict[str, Any]) -> dict[str, str]:
-    """Each chart's name and its PNG as a data URI, in the order the page shows them."""
-    return {
-        "pass rate over time": chart_pass_rate(report),
-        "per segment": chart_segments(report),
-        "drift": chart_drift(report),
-        "trigger timeline": chart_triggers(report),
-    }
+def charts(report: dict[str, Any]) -> dict[str, str]:
+    """Each chart's name and its PNG as a data URI, in the order the page shows them (the quality
+    page serves the same ones). One drawing at a time: pyplot's figures are process-wide state."""
+    with _DRAWING:
+        return {
+            "pass rate over time": chart_pass_rate(report),
+            "per segment": chart_segments(report),
+            "drift": chart_drift(report),
+            "trigger timeline": chart_triggers(report),
+        }
 
 
 def _head_section(title: str, report: dict[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@ token), the page's base path, the CSRF check every POST makes, and the refusals 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
@@ -13,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from monitor.api.auth import SESSION_COOKIE, Principal, require
 from monitor.api.review.signing import csrf_token, same
+from monitor.config import Role
 
 __all__ = [
     "Base",
@@ -20,13 +22,13 @@ __all__ = [
     "CallerOrNone",
     "Refused",
     "base_path",
+    "caller_in",
     "check_csrf",
     "current_caller",
     "to_login",
 ]
 
-_bearer = HTTPBearer(auto_error=False, description="a review (or admin) token")
-_check = require("review")
+_bearer = HTTPBearer(auto_error=False, description="a review (or admin) token; on /quality, read too")
 
 
 @dataclass(frozen=True)
@@ -46,20 +48,30 @@ class Refused(Exception):
         self.message = message
 
 
-async def current_caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> Caller | None:
-    """The signed-in reviewer; None (the page offers the sign-in) when there is no credential."""
-    try:
-        principal = await _check(request, credentials)
-    except HTTPException as exc:
-        if exc.status_code == status.HTTP_401_UNAUTHORIZED and credentials is None:
-            return None
-        raise
-    if credentials is not None:
-        return Caller(principal, credentials.credentials)
-    return Caller(principal, request.cookies.get(SESSION_COOKIE, ""))
+def caller_in(*roles: Role) -> Callable[..., Awaitable[Caller | None]]:
+    """A dependency: the signed-in caller in one of `roles` (or `admin`); None (the page offers
+    the sign-in) when there is no credential. The quality page admits the roles that may read."""
+    check = require(*roles)
+
+    async def caller(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    ) -> Caller | None:
+        try:
+            principal = await check(request, credentials)
+        except HTTPException as exc:
+            if exc.status_code == status.HTTP_401_UNAUTHORIZED and credentials is None:
+                return None
+            raise
+        if credentials is not None:
+            return Caller(principal, credentials.credentials)
+        return Caller(principal, request.cookies.get(SESSION_COOKIE, ""))
+
+    return caller
+
+
+current_caller = caller_in("review")
+"""The signed-in reviewer (see `caller_in`)."""
 
 
 def base_path(request: Request) -> str:

@@ -17,6 +17,7 @@ from monitor.api.auth import close_session, open_session
 from monitor.api.review.rendering import Renderer
 from monitor.api.review.session import Base, CallerOrNone, Refused, check_csrf
 from monitor.api.review.signing import login_token, same
+from monitor.config import Role
 from monitor.daemon.tokens import TokenBook
 
 __all__ = ["LOGIN_COOKIE", "SESSION_MAX_AGE", "SignIn", "after_login"]
@@ -37,10 +38,19 @@ def after_login(next_url: str, base: str) -> str:
 class SignIn:
     """The sign-in form, its submit, and signing out."""
 
-    def __init__(self, tokens: TokenBook, renderer: Renderer) -> None:
+    def __init__(
+        self,
+        tokens: TokenBook,
+        renderer: Renderer,
+        roles: tuple[Role, ...] = ("review",),
+        purpose: str = "reviewing",
+    ) -> None:
         self.tokens = tokens
         self.renderer = renderer
         self.secret = renderer.secret
+        self.roles = roles
+        """The roles the page admits (`admin` always); the quality page admits `read` and `review`."""
+        self.purpose = purpose
 
     def form(
         self,
@@ -92,13 +102,13 @@ class SignIn:
         principal = self.tokens.lookup(token.strip())
         if principal is None:
             return self.page(request, base, next_url, "That token is not known (or it was revoked).", 401)
-        if not principal.allows("review"):
+        if not principal.allows(*self.roles):
             return self.page(
                 request,
                 base,
                 next_url,
                 f"The token {principal.name!r} has the {principal.role} role; "
-                "reviewing needs a review or admin token.",
+                f"{self.purpose} needs a {' or '.join((*self.roles, 'admin'))} token.",
                 403,
             )
         response = RedirectResponse(after_login(next_url, base), status_code=303)
