@@ -78,6 +78,7 @@ def document(app: FastAPI) -> dict[str, Any]:
         schemas.update(defs.get("$defs", {}))
         schemas["JsonValue"] = JSON_VALUE
         _our_422(doc)
+        _plain_refs(doc)
         app.openapi_schema = doc
     return app.openapi_schema
 
@@ -96,3 +97,19 @@ def _our_422(doc: dict[str, Any]) -> None:
     schemas = doc.get("components", {}).get("schemas", {})
     for name in _FASTAPI_ONLY:
         schemas.pop(name, None)
+
+
+def _plain_refs(node: Any) -> None:
+    """A one-item `allOf` of a `$ref` (how pydantic is made to write a `$ref` with siblings) made
+    the `$ref` itself, which OpenAPI 3.1 allows; openapi-spec-validator recurses without end on
+    the `allOf` form of the recursive `JsonValue`."""
+    if isinstance(node, dict):
+        inner = node.get("allOf")
+        if isinstance(inner, list) and len(inner) == 1 and set(inner[0]) == {"$ref"}:
+            del node["allOf"]
+            node["$ref"] = inner[0]["$ref"]
+        for value in node.values():
+            _plain_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            _plain_refs(item)
