@@ -135,6 +135,24 @@ def _fresh_database(url: str) -> None:
         admin.dispose()
 
 
+def machine_load() -> dict[str, Any]:
+    """What else the machine was doing: the load averages, and the busiest other processes (ps)."""
+    one, five, fifteen = os.getloadavg()
+    busy: list[str] = []
+    try:
+        listing = subprocess.run(
+            ["ps", "-eo", "pcpu,comm", "--sort=-pcpu", "--no-headers"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.splitlines()
+        busy = [line.strip() for line in listing[:5]]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"loadavg_1_5_15": [round(one, 2), round(five, 2), round(fifteen, 2)], "busiest": busy}
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -219,6 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     else:
                         failures[index] += 1
 
+        load_before = machine_load()
         prober.start()
         begin = time.perf_counter()
         stop_at[0] = begin + seconds
@@ -250,6 +269,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "status_p99_ms": round(_percentile(latencies, 0.99), 2) if latencies else None,
             "status_max_ms": round(max(latencies), 2) if latencies else None,
             "daemon_log": str(folder / "daemon.log"),
+            "load_before": load_before,
+            "load_after": machine_load(),
         }
     finally:
         daemon.terminate()

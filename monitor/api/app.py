@@ -11,20 +11,23 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import monitor
-from monitor.api import batches, features, ofrep, otlp
+from monitor.api import batches, features, ofrep, openapi, otlp
 from monitor.api import metrics as metrics_route
-from monitor.api.problems import ApiError
+from monitor.api.problems import ApiError, allowed_methods
 from monitor.api.quality import router as quality_router
 from monitor.api.review import router as review_router
 from monitor.daemon.services import Services
@@ -86,6 +89,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(metrics_route.router(services))
     app.include_router(review_router(services), prefix="/review")
     app.include_router(quality_router(services), prefix="/quality")
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     return app
 
 
@@ -112,6 +116,12 @@ def _lifespan(services: Services) -> Callable[[FastAPI], AbstractAsyncContextMan
 
 def _add_error_handlers(app: FastAPI) -> None:
     """No traceback reaches a client: a store that cannot be reached is 503, anything unexpected 500."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+            exc.headers = {**(exc.headers or {}), "Allow": allowed_methods(app.router.routes, request.scope)}
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:

@@ -18,9 +18,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter
 
 from monitor.api.auth import Principal, require
+from monitor.api.openapi import AUTH, STORE, request_body
 from monitor.api.schemas import BatchErrors, BatchResult, LabelIn, OutputIn, TooLarge
 from monitor.daemon.services import Services
 from monitor.errors import InputError
@@ -66,15 +66,6 @@ def _too_large(message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=413)
 
 
-def _array_schema(model: type[Any]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": TypeAdapter(list[model]).json_schema()}},  # type: ignore[valid-type]
-        }
-    }
-
-
 def _decode(body: bytes, services: Services, what: str) -> list[Any] | JSONResponse:
     """The body's JSON array, or the answer refusing it."""
     try:
@@ -112,6 +103,8 @@ def store_outputs(services: Services, items: Sequence[Any]) -> JSONResponse:
     with services.engine.begin() as conn:
         counts = insert_outputs(conn, records, services.clock())
     if services.scheduler is not None and records:
+        # The batch is stored: registering its new features' jobs never fails this answer
+        # (`ensure` logs its own failures, and the leader's next sync tries again).
         services.scheduler.ensure({record.feature for record in records})
     return JSONResponse({"received": len(records), "stored": counts.stored, "duplicates": counts.duplicates})
 
@@ -146,8 +139,8 @@ def store_labels(services: Services, items: Sequence[Any]) -> JSONResponse:
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing or unknown token"},
-    403: {"description": "the token's role may not do this"},
+    **AUTH,
+    **STORE,
     413: {"model": TooLarge, "description": "body over max_body_bytes, or more than max_batch records"},
     422: {"model": BatchErrors, "description": "every bad record by index and field; nothing stored"},
 }
@@ -177,7 +170,7 @@ def router(services: Services) -> APIRouter:
         "/v1/outputs",
         response_model=BatchResult,
         responses=_RESPONSES,
-        openapi_extra=_array_schema(OutputIn),
+        openapi_extra=request_body(OutputIn, array=True),
         summary="Store a batch of logged outputs (all or nothing)",
     )
     async def post_outputs(
@@ -189,7 +182,7 @@ def router(services: Services) -> APIRouter:
         "/v1/labels",
         response_model=BatchResult,
         responses=_RESPONSES,
-        openapi_extra=_array_schema(LabelIn),
+        openapi_extra=request_body(LabelIn, array=True),
         summary="Store a batch of labels (all or nothing)",
     )
     async def post_labels(

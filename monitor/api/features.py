@@ -9,7 +9,6 @@ gracefully; `GET /v1/features` lists them all. `POST /v1/features/{feature}/over
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -19,8 +18,9 @@ from pydantic import ValidationError
 from monitor.api.auth import Principal, require
 from monitor.api.batches import BodyTooLarge, read_body
 from monitor.api.modes import FeatureMode, known_features, mode_of
+from monitor.api.openapi import AUTH, STORE, request_body
 from monitor.api.problems import ApiError, unprocessable
-from monitor.api.schemas import FeatureList, FeatureStatus, OverrideIn
+from monitor.api.schemas import Errors, FeatureList, FeatureStatus, OverrideIn, Problem
 from monitor.daemon.services import Services
 from monitor.decide.modes import Facts, Override, resolve_mode, trigger_mode
 from monitor.errors import InputError
@@ -79,28 +79,37 @@ def parse_override(raw: bytes) -> OverrideIn:
     try:
         return OverrideIn.model_validate(data)
     except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": _message(e)} for e in exc.errors()]
         raise ApiError(422, {"errors": errors}) from None
+
+
+def _message(error: Any) -> str:
+    """pydantic's message, without its "Value error, " before the parser's own words."""
+    if error["type"] == "value_error" and "error" in error.get("ctx", {}):
+        return str(error["ctx"]["error"])
+    return str(error["msg"])
 
 
 def _checked(body: OverrideIn, services: Services) -> OverrideIn:
     if body.mode is not None and not body.reason.strip():
         raise unprocessable("reason", "is required when setting a mode (say why, for the people who see it)")
-    if body.until is not None:
-        if body.until.tzinfo is None:
-            raise unprocessable("until", "must carry a time zone (RFC 3339, e.g. 2026-03-02T06:00:00Z)")
+    if body.until is not None:  # aware UTC: read by `monitor.formats.parse_ts`
         if body.mode is None:
             raise unprocessable("until", "only goes with a mode")
         if body.until <= services.clock():
             raise unprocessable("until", "is in the past")
-        body = body.model_copy(update={"until": body.until.astimezone(UTC)})
     return body
 
 
+_READ: dict[int | str, dict[str, Any]] = {**AUTH, **STORE}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing or unknown token"},
-    403: {"description": "the token's role may not do this"},
-    404: {"description": "no such feature (neither in the store nor in the config)"},
+    **_READ,
+    404: {"model": Problem, "description": "no such feature (neither in the store nor in the config)"},
+}
+_OVERRIDE: dict[int | str, dict[str, Any]] = {
+    **_RESPONSES,
+    413: {"model": Problem, "description": "the body is over server.max_body_bytes"},
+    422: {"model": Errors, "description": "a bad body (which field, and why); nothing changed"},
 }
 
 
@@ -112,9 +121,7 @@ def router(services: Services) -> APIRouter:
 
 
 def _reads(routes: APIRouter, services: Services) -> None:
-    @routes.get(
-        "/v1/features", response_model=FeatureList, responses=_RESPONSES, summary="Every feature's mode"
-    )
+    @routes.get("/v1/features", response_model=FeatureList, responses=_READ, summary="Every feature's mode")
     def list_features(_caller: Annotated[Principal, Depends(require("read"))]) -> dict[str, Any]:
         now = services.clock()
         with services.engine.connect() as conn:
@@ -141,13 +148,8 @@ def _overrides(routes: APIRouter, services: Services) -> None:
     @routes.post(
         "/v1/features/{feature}/override",
         response_model=FeatureStatus,
-        responses={**_RESPONSES, 422: {"description": 'a bad body: `{"errors": [{"field", "message"}]}`'}},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": OverrideIn.model_json_schema()}},
-            }
-        },
+        responses=_OVERRIDE,
+        openapi_extra=request_body(OverrideIn),
         summary="Set the mode by hand (the off switch); mode null ends the override",
     )
     async def override(

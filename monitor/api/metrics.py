@@ -14,13 +14,14 @@ import hashlib
 import hmac
 import threading
 import weakref
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Security
+from fastapi import APIRouter, Depends, HTTPException, Security
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client.registry import CollectorRegistry
 
+from monitor.api.schemas import Problem
 from monitor.daemon.services import Services
 from monitor.daemon.tokens import MAX_TOKEN_CHARS
 from monitor.metrics.exporter import TextExposition, build_registry
@@ -69,22 +70,28 @@ def _exposition(services: Services) -> TextExposition:
 
 
 def router(services: Services) -> APIRouter:
+    """The route; it asks for a bearer token (and documents one) only when the config does."""
     routes = APIRouter(tags=["metrics"])
+    server = services.settings.server
+    guarded = bool(server.metrics_token_sha256) or server.metrics_role is not None
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "the exposition"},
+    }
+    if guarded:
+        responses[401] = {"model": Problem, "description": "no token, or an unknown one"}
+        responses[403] = {"model": Problem, "description": "the token's role may not scrape"}
+
+    def guard(credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]) -> None:
+        _check(services, credentials)
 
     @routes.get(
         "/metrics",
         summary="Prometheus metrics (CONTRACT section 6)",
         response_class=Response,
-        responses={
-            200: {"content": {"text/plain": {}}, "description": "the exposition"},
-            401: {"description": "the config asks for a token, and none or an unknown one came"},
-            403: {"description": "the token's role may not scrape"},
-        },
+        responses=responses,
+        dependencies=[Depends(guard)] if guarded else [],
     )
-    def metrics(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    ) -> Response:
-        _check(services, credentials)
+    def metrics() -> Response:
         body = _exposition(services)()
         return Response(body, media_type=TextExposition.CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 

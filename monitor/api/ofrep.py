@@ -32,6 +32,7 @@ from monitor.api.auth import Principal, require
 from monitor.api.batches import BodyTooLarge, read_body
 from monitor.api.features import polled_mode
 from monitor.api.modes import FeatureMode, known_features, mode_of
+from monitor.api.openapi import AUTH, STORE
 from monitor.api.schemas import OfrepBulk, OfrepFailure, OfrepSuccess
 from monitor.daemon.services import Services
 from monitor.decide.modes import Source
@@ -74,7 +75,7 @@ async def _context_error(request: Request, services: Services, key: str | None) 
     try:
         body = await read_body(request, services.settings.server.max_body_bytes)
     except BodyTooLarge as exc:
-        return JSONResponse({"errorDetails": str(exc)}, status_code=413)
+        return _failure(413, key, "GENERAL", str(exc))
     if not body.strip():
         return None
     try:
@@ -87,9 +88,13 @@ async def _context_error(request: Request, services: Services, key: str | None) 
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    **AUTH,
+    **STORE,
     400: {"model": OfrepFailure, "description": "the body is not an evaluation request"},
-    401: {"description": "missing or unknown token"},
-    403: {"description": "the token's role may not read modes"},
+    413: {"model": OfrepFailure, "description": "the body is over server.max_body_bytes (`GENERAL`)"},
+}
+_ETAG = {
+    "ETag": {"description": "the evaluations' version, for `If-None-Match`", "schema": {"type": "string"}}
 }
 
 
@@ -116,7 +121,11 @@ def router(services: Services) -> APIRouter:
     @routes.post(
         "/evaluate/flags",
         response_model=OfrepBulk,
-        responses={**_RESPONSES, 304: {"description": "not modified since the ETag given"}},
+        responses={
+            **_RESPONSES,
+            200: {"description": "every feature's mode", "headers": _ETAG},
+            304: {"description": "not modified since the ETag given", "headers": _ETAG},
+        },
         summary="Evaluate every feature's mode",
     )
     async def evaluate_all(
@@ -133,7 +142,7 @@ def router(services: Services) -> APIRouter:
             return Response(status_code=304, headers={"ETag": etag})
         return Response(body, media_type="application/json", headers={"ETag": etag})
 
-    @routes.get("/configuration", summary="What this OFREP server supports")
+    @routes.get("/configuration", responses=AUTH, summary="What this OFREP server supports")
     def configuration(_caller: Annotated[Principal, Depends(require("read"))]) -> dict[str, Any]:
         return {
             "name": "ai-quality-monitor",

@@ -46,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -109,6 +110,7 @@ class FeatureScheduler:
         self._locks: dict[str, threading.Lock] = {}
         self._known: frozenset[str] = frozenset()
         self._locks_guard = threading.Lock()
+        self._sync_lock = threading.Lock()  # one registration at a time in this process
         self._max_workers = max_workers
         self._leadership: Leadership | None = None
         self._stop_wait = False
@@ -304,10 +306,28 @@ class FeatureScheduler:
         return None if job is None else job.next_run_time
 
     def ensure(self, features: Iterable[str]) -> None:
-        """Give features just seen (say in an ingested batch) their jobs, if they have none yet."""
+        """Give features just seen (say in an ingested batch) their jobs, if they have none yet.
+
+        Called by the request that stored the batch, in many threads at once when several
+        clients send a new feature's first batches: registration is serialised in this process,
+        a job another process added first is kept (APScheduler's `ConflictingIdError`), and this
+        never raises, because the batch is stored already; a failure is logged and the next sync
+        (every `sync_seconds`) tries again. A replica standing by registers nothing: the leader's
+        sync gives the feature its job.
+        """
         new = set(features) - self._known
-        if new and self.running:
-            self.sync(new)
+        if not new or not self.running:
+            return
+        try:
+            with self._sync_lock:
+                new -= self._known
+                if new and self.running:
+                    now = self.services.clock()
+                    for feature in sorted(new):
+                        self._add(feature, now)
+                    self._known = self._known | new
+        except Exception:
+            log.exception("could not schedule %s yet; the next sync tries again", ", ".join(sorted(new)))
 
     def sync(self, features: Iterable[str] = ()) -> None:
         """Give every feature (the config's, the store's, and `features`) its job; keep existing ones.
@@ -323,42 +343,66 @@ class FeatureScheduler:
             log.exception("cannot read the store's features; jobs unchanged")
             return
         wanted = sorted({*self.services.settings.features, *stored, *features})
-        existing = self.jobs()
-        daemon_now, now = self.services.clock(), self._timer_now()
-        for feature in wanted:
-            expression = self.services.settings.feature(feature).schedule
-            trigger = cron(expression)
-            grace = max(60, int(period(expression, daemon_now).total_seconds()))
-            job = existing.get(feature)
-            if job is None:
-                self._scheduler.add_job(
-                    run_scheduled_cycle,
-                    trigger,
-                    args=(self.key, feature),
-                    id=job_id(feature),
-                    name=f"cycle of {feature} ({expression})",
-                    jobstore="default",
-                    misfire_grace_time=grace,
-                    coalesce=True,
-                    max_instances=1,
-                    replace_existing=False,
-                )
-                log.info("scheduled %s: %s UTC", feature, expression)
-                continue
-            changes: dict[str, Any] = {}
-            if str(job.trigger) != str(trigger):
-                changes["trigger"] = trigger
-                changes["name"] = f"cycle of {feature} ({expression})"
-                if job.next_run_time is None or job.next_run_time > now:
-                    changes["next_run_time"] = trigger.get_next_fire_time(None, now)
-            if tuple(job.args) != (self.key, feature):
-                changes["args"] = (self.key, feature)
-            if job.misfire_grace_time != grace:
-                changes["misfire_grace_time"] = grace
-            if changes:
-                self._scheduler.modify_job(job.id, jobstore="default", **changes)
-                log.info("updated the job of %s: %s", feature, ", ".join(sorted(changes)))
-        self._known = frozenset(wanted)
+        with self._sync_lock:
+            existing = self.jobs()
+            daemon_now = self.services.clock()
+            for feature in wanted:
+                job = existing.get(feature)
+                if job is None:
+                    self._add(feature, daemon_now)
+                else:
+                    self._update(feature, job, daemon_now)
+            self._known = frozenset(wanted)
+
+    def _add(self, feature: str, daemon_now: datetime) -> None:
+        """Add the feature's job; one that exists already (another process added it) is kept."""
+        expression = self.services.settings.feature(feature).schedule
+        try:
+            self._scheduler.add_job(
+                run_scheduled_cycle,
+                cron(expression),
+                args=(self.key, feature),
+                id=job_id(feature),
+                name=f"cycle of {feature} ({expression})",
+                jobstore="default",
+                misfire_grace_time=self._grace(expression, daemon_now),
+                coalesce=True,
+                max_instances=1,
+                replace_existing=False,
+            )
+        except ConflictingIdError:
+            log.info("the job of %s exists already (added by another process); kept", feature)
+            return
+        log.info("scheduled %s: %s UTC", feature, expression)
+
+    @staticmethod
+    def _grace(expression: str, daemon_now: datetime) -> int:
+        return max(60, int(period(expression, daemon_now).total_seconds()))
+
+    def _update(self, feature: str, job: Job, daemon_now: datetime) -> None:
+        """Bring an existing job in line with the config (schedule, grace, arguments)."""
+        expression = self.services.settings.feature(feature).schedule
+        trigger = cron(expression)
+        grace = self._grace(expression, daemon_now)
+        changes: dict[str, Any] = {}
+        if str(job.trigger) != str(trigger):
+            now = self._timer_now()
+            changes["trigger"] = trigger
+            changes["name"] = f"cycle of {feature} ({expression})"
+            if job.next_run_time is None or job.next_run_time > now:
+                changes["next_run_time"] = trigger.get_next_fire_time(None, now)
+        if tuple(job.args) != (self.key, feature):
+            changes["args"] = (self.key, feature)
+        if job.misfire_grace_time != grace:
+            changes["misfire_grace_time"] = grace
+        if not changes:
+            return
+        try:
+            self._scheduler.modify_job(job.id, jobstore="default", **changes)
+        except JobLookupError:
+            log.info("the job of %s was removed meanwhile; the next sync adds it again", feature)
+            return
+        log.info("updated the job of %s: %s", feature, ", ".join(sorted(changes)))
 
     def _finish_interrupted(self) -> None:
         """A feature whose latest due cycle was left `running` (a crash) runs it again at start."""
