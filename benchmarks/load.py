@@ -161,6 +161,44 @@ def _percentile(values: list[float], share: float) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     seconds = min(args.seconds, HARD_LIMIT_SECONDS / 2)
     folder = Path(tempfile.mkdtemp(prefix="aiqm-load-"))
+    ingest_token, read_token = _write_config(args, folder)
+    if args.store == "postgresql":
+        _fresh_database(args.database_url)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    daemon = _start_daemon(folder, port)
+    try:
+        _wait_ready(url, daemon, time.monotonic() + 60)
+        headers = {"Authorization": f"Bearer {ingest_token}", "Content-Type": "application/json"}
+        # The feature exists before the status is polled.
+        httpx.post(f"{url}/v1/outputs", content=_bodies(1, 1, 999)[0], headers=headers, timeout=30)
+        receiver, sender = mp.Pipe(duplex=False)
+        prober = mp.get_context("spawn").Process(
+            target=_status_prober, args=(url, read_token, args.status_rate, seconds, sender)
+        )
+        load_before = machine_load()
+        prober.start()
+        clients = _Clients(args, url, headers)
+        elapsed = clients.run(seconds)
+        empty: dict[str, Any] = {"latencies": [], "errors": -1, "seconds": 0}
+        probe: dict[str, Any] = receiver.recv() if receiver.poll(seconds + 60) else empty
+        prober.join(timeout=30)
+        return {
+            **_summary(args, elapsed, clients, probe),
+            "daemon_log": str(folder / "daemon.log"),
+            "load_before": load_before,
+            "load_after": machine_load(),
+        }
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+
+
+def _write_config(args: argparse.Namespace, folder: Path) -> tuple[str, str]:
+    """The daemon's configuration in `folder`, with an ingest and a read token; the two tokens."""
     ingest_token, read_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     config = {
         "data_dir": str(folder),
@@ -176,108 +214,91 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ],
     }
     (folder / "aiqm.yaml").write_text(json.dumps(config), encoding="utf-8")
-    if args.store == "postgresql":
-        _fresh_database(args.database_url)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    return ingest_token, read_token
+
+
+def _start_daemon(folder: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIQM_")}
-    daemon = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "monitor",
-            "serve",
-            "--config",
-            str(folder / "aiqm.yaml"),
-            "--port",
-            str(port),
-        ],
+    command = [sys.executable, "-m", "monitor", "serve", "--config", str(folder / "aiqm.yaml")]
+    return subprocess.Popen(
+        [*command, "--port", str(port)],
         cwd=folder,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(folder / "daemon.log", "wb"),  # noqa: SIM115 - the child keeps it
+        stderr=open(folder / "daemon.log", "wb"),
     )
-    try:
-        _wait_ready(url, daemon, time.monotonic() + 60)
-        headers = {"Authorization": f"Bearer {ingest_token}", "Content-Type": "application/json"}
-        bodies = [_bodies(args.batch, 4, c) for c in range(args.clients)]
-        # The feature exists before the status is polled.
-        httpx.post(f"{url}/v1/outputs", content=_bodies(1, 1, 999)[0], headers=headers, timeout=30)
 
-        receiver, sender = mp.Pipe(duplex=False)
-        prober = mp.get_context("spawn").Process(
-            target=_status_prober, args=(url, read_token, args.status_rate, seconds, sender)
-        )
-        stored = [0] * args.clients
-        failures = [0] * args.clients
-        stop_at = [0.0]
 
-        # Paced (--ingest-rate) or as fast as the daemon takes it (0).
-        interval = args.clients * args.batch / args.ingest_rate if args.ingest_rate else 0.0
+class _Clients:
+    """Client threads posting batches of outputs, paced (--ingest-rate) or as fast as taken (0)."""
 
-        def client(index: int) -> None:
-            marker = f'"id":"c{index}-'.encode()
-            with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
-                next_at = time.perf_counter()
-                for request in range(10**9):
-                    now = time.perf_counter()
-                    if now >= stop_at[0]:
-                        return
-                    if now < next_at:
-                        time.sleep(min(next_at, stop_at[0]) - now)
-                        if time.perf_counter() >= stop_at[0]:
-                            return
-                    next_at += interval
-                    # Every request a fresh batch: the template with ids unique to this request.
-                    template = bodies[index][request % len(bodies[index])]
-                    body = template.replace(marker, f'"id":"c{index}-r{request}-'.encode())
-                    answer = http.post("/v1/outputs", content=body)
-                    if answer.status_code == 200:
-                        stored[index] += int(answer.json()["stored"])
-                    else:
-                        failures[index] += 1
+    def __init__(self, args: argparse.Namespace, url: str, headers: dict[str, str]) -> None:
+        self.url, self.headers, self.count = url, headers, args.clients
+        self.bodies = [_bodies(args.batch, 4, c) for c in range(args.clients)]
+        self.stored = [0] * args.clients
+        self.failures = [0] * args.clients
+        self.stop_at = 0.0
+        self.interval = args.clients * args.batch / args.ingest_rate if args.ingest_rate else 0.0
 
-        load_before = machine_load()
-        prober.start()
+    def run(self, seconds: float) -> float:
+        """Post for `seconds`; how long it really took."""
         begin = time.perf_counter()
-        stop_at[0] = begin + seconds
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
+        self.stop_at = begin + seconds
+        threads = [threading.Thread(target=self.client, args=(i,)) for i in range(self.count)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=HARD_LIMIT_SECONDS)
-        elapsed = time.perf_counter() - begin
-        empty: dict[str, Any] = {"latencies": [], "errors": -1, "seconds": 0}
-        probe: dict[str, Any] = receiver.recv() if receiver.poll(seconds + 60) else empty
-        prober.join(timeout=30)
-        latencies: list[float] = probe["latencies"]
-        return {
-            "store": args.store,
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}",
-            "seconds": round(elapsed, 2),
-            "batch": args.batch,
-            "clients": args.clients,
-            "outputs_stored": sum(stored),
-            "ingest_rate_asked": args.ingest_rate or "max",
-            "outputs_per_second": round(sum(stored) / elapsed),
-            "failed_requests": sum(failures),
-            "status_requests": len(latencies),
-            "status_rate": round(len(latencies) / probe["seconds"], 1) if probe["seconds"] else 0,
-            "status_errors": probe["errors"],
-            "status_p50_ms": round(statistics.median(latencies), 2) if latencies else None,
-            "status_p99_ms": round(_percentile(latencies, 0.99), 2) if latencies else None,
-            "status_max_ms": round(max(latencies), 2) if latencies else None,
-            "daemon_log": str(folder / "daemon.log"),
-            "load_before": load_before,
-            "load_after": machine_load(),
-        }
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        return time.perf_counter() - begin
+
+    def client(self, index: int) -> None:
+        marker = f'"id":"c{index}-'.encode()
+        with httpx.Client(base_url=self.url, headers=self.headers, timeout=60) as http:
+            next_at = time.perf_counter()
+            for request in range(10**9):
+                if not self._wait_turn(next_at):
+                    return
+                next_at += self.interval
+                # Every request a fresh batch: the template with ids unique to this request.
+                template = self.bodies[index][request % len(self.bodies[index])]
+                answer = http.post(
+                    "/v1/outputs", content=template.replace(marker, f'"id":"c{index}-r{request}-'.encode())
+                )
+                if answer.status_code == httpx.codes.OK:
+                    self.stored[index] += int(answer.json()["stored"])
+                else:
+                    self.failures[index] += 1
+
+    def _wait_turn(self, next_at: float) -> bool:
+        """Sleep until the next paced request; False once the run is over."""
+        now = time.perf_counter()
+        if now < next_at:
+            time.sleep(max(0.0, min(next_at, self.stop_at) - now))
+        return time.perf_counter() < self.stop_at
+
+
+def _summary(
+    args: argparse.Namespace, elapsed: float, clients: _Clients, probe: dict[str, Any]
+) -> dict[str, Any]:
+    latencies: list[float] = probe["latencies"]
+    return {
+        "store": args.store,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}",
+        "seconds": round(elapsed, 2),
+        "batch": args.batch,
+        "clients": args.clients,
+        "outputs_stored": sum(clients.stored),
+        "ingest_rate_asked": args.ingest_rate or "max",
+        "outputs_per_second": round(sum(clients.stored) / elapsed),
+        "failed_requests": sum(clients.failures),
+        "status_requests": len(latencies),
+        "status_rate": round(len(latencies) / probe["seconds"], 1) if probe["seconds"] else 0,
+        "status_errors": probe["errors"],
+        "status_p50_ms": round(statistics.median(latencies), 2) if latencies else None,
+        "status_p99_ms": round(_percentile(latencies, 0.99), 2) if latencies else None,
+        "status_max_ms": round(max(latencies), 2) if latencies else None,
+    }
 
 
 def main() -> None:
