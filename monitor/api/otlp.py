@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from monitor.api.auth import Principal, require
 from monitor.api.batches import BodyTooLarge, read_body
+from monitor.api.openapi import AUTH
 from monitor.daemon.services import Services
 from monitor.intake.otlp_common import Mapped
 from monitor.intake.otlp_decode import (
@@ -115,13 +116,42 @@ async def _receive(request: Request, services: Services, kind: str) -> Response:
     return _answer(make(stored), encoding)
 
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "a body that is not an OTLP request (truncated, bad ids, not JSON); nothing stored"},
-    401: {"description": "missing or unknown token"},
-    403: {"description": "the token's role may not ingest"},
-    413: {"description": "a body or an attribute over the limits; nothing stored"},
-    415: {"description": "a content type or encoding OTLP/HTTP does not have"},
+_STATUS = {
+    "type": "object",
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "detail": {"type": "string"}},
+    "required": ["code", "message"],
 }
+"""OTLP's `Status` (a refusal), in JSON; in protobuf when the request was protobuf."""
+
+
+def _refusal(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _STATUS}, PROTOBUF: {"schema": {"type": "string"}}},
+    }
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _refusal("a body that is not an OTLP request (truncated, bad ids, not JSON); nothing stored"),
+    413: _refusal("a body or an attribute over the limits; nothing stored"),
+    415: _refusal("a content type or encoding OTLP/HTTP does not have"),
+}
+
+
+def _request(records: str) -> dict[str, Any]:
+    """The request body: an OTLP export request, as OTLP/JSON or protobuf (optionally gzip)."""
+    json_body = {
+        "type": "object",
+        "properties": {records: {"type": "array", "items": {"type": "object"}}},
+        "description": f"OTLP/JSON: {{{records!r}: [...]}} (hex ids, camelCase keys, unknown keys ignored)",
+    }
+    binary = {"type": "string", "format": "binary"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": json_body}, PROTOBUF: {"schema": binary}},
+        }
+    }
 
 
 def router(services: Services) -> APIRouter:
@@ -129,7 +159,8 @@ def router(services: Services) -> APIRouter:
 
     @routes.post(
         "/v1/traces",
-        responses=_RESPONSES,
+        responses={**_RESPONSES, **AUTH},
+        openapi_extra=_request("resourceSpans"),
         summary="OTLP/HTTP traces: GenAI spans become logged outputs (partial success)",
     )
     async def post_traces(
@@ -139,7 +170,8 @@ def router(services: Services) -> APIRouter:
 
     @routes.post(
         "/v1/logs",
-        responses=_RESPONSES,
+        responses={**_RESPONSES, **AUTH},
+        openapi_extra=_request("resourceLogs"),
         summary="OTLP/HTTP logs: GenAI events complete outputs, evaluation results become labels",
     )
     async def post_logs(
