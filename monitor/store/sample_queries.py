@@ -32,6 +32,11 @@ The cycle takes this path when more than `BIG_WINDOW` pks lie between the window
 last outputs by time (`window_span`: read off the indexes, no count). Limit: an output of the
 window stored before the range's start (out of time order by more than `RANGE_SLACK` outputs)
 cannot be drawn.
+
+The active draw (`monitor.decide.sampling.ActiveDesign`) reads two more things here: the judges'
+verdicts on the candidates at draw time (`window_judge_verdicts`, or `judge_verdicts_of` for a
+phase-one sample) and the past cycles' drawn outputs with their human and judge labels
+(`reviewed_between`), from which it learns where the judges and the humans disagree.
 """
 
 from __future__ import annotations
