@@ -61,6 +61,11 @@ class FeatureSettings(_Strict):
     low_confidence_oversample: float = Field(
         0.0, ge=0, le=1, description="share of the sample drawn from the least confident outputs"
     )
+    active_sampling: bool = Field(
+        True,
+        description="when judges labelled the window's outputs, draw more of those where they leave "
+        "most doubt (inclusion probabilities kept exact; without judge labels the draw is unchanged)",
+    )
     baseline_cycles: int = Field(4, ge=1)
     confidence: float = Field(0.95, gt=0.5, lt=1)
     retrain_drop: float = Field(0.05, gt=0, lt=1)

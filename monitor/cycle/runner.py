@@ -41,12 +41,15 @@ from monitor.cycle.result import (
 from monitor.cycle.trigger_rows import alerts_of, previous_states, save_decision
 from monitor.decide.quality import ScopeQuality
 from monitor.decide.sampling import (
+    PAST_PAIRS_DAYS,
+    ActiveDesign,
     Candidate,
     Drawn,
     SamplingPlan,
     draw,
     draw_from_phase_one,
     phase_one_size,
+    residual_spreads,
 )
 from monitor.decide.schedule import fire_times
 from monitor.decide.triggers import Decision, decide
@@ -209,7 +212,8 @@ class CycleRunner:
         size: int,
         seed: int,
     ) -> list[Drawn]:
-        """The review sample of the window [start, at)."""
+        """The review sample of the window [start, at); active (see `monitor.decide.sampling`)
+        when judges labelled some of its outputs and the feature allows it."""
         plan = SamplingPlan(
             size=size,
             min_per_stratum=settings.min_per_stratum,
@@ -217,16 +221,26 @@ class CycleRunner:
             max_strata=settings.max_strata,
             low_confidence_share=settings.low_confidence_oversample,
         )
+
+        def active(verdicts: Mapping[str, Sequence[str]]) -> ActiveDesign | None:
+            if not verdicts:
+                return None
+            since = at - timedelta(days=PAST_PAIRS_DAYS)
+            return ActiveDesign(verdicts, residual_spreads(sq.reviewed_between(conn, feature, since, at)))
+
         if sq.window_span(conn, feature, start, at) > sq.BIG_WINDOW:  # phase one drawn in the store
             first = sq.random_unreviewed(
                 conn, feature, start, at, phase_one_size(plan.size), seed, settings.low_confidence_signal
             )
-            return draw_from_phase_one(first.outputs, first.population, plan, seed)
+            ids = [c.output_id for c in first.outputs]
+            verdicts = sq.judge_verdicts_of(conn, feature, ids) if settings.active_sampling else {}
+            return draw_from_phase_one(first.outputs, first.population, plan, seed, active(verdicts))
         candidates = [
             Candidate(c.output_id, c.segment, c.signals.get(settings.low_confidence_signal))
             for c in q.unreviewed_in_window(conn, feature, start, at)
         ]
-        return draw(candidates, plan, seed)
+        verdicts = sq.window_judge_verdicts(conn, feature, start, at) if settings.active_sampling else {}
+        return draw(candidates, plan, seed, active(verdicts))
 
     # ------------------------------------------------------------------ label it
 

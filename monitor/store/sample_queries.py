@@ -32,18 +32,23 @@ The cycle takes this path when more than `BIG_WINDOW` pks lie between the window
 last outputs by time (`window_span`: read off the indexes, no count). Limit: an output of the
 window stored before the range's start (out of time order by more than `RANGE_SLACK` outputs)
 cannot be drawn.
+
+The active draw (`monitor.decide.sampling.ActiveDesign`) reads two more things here: the judges'
+verdicts on the candidates at draw time (`window_judge_verdicts`, or `judge_verdicts_of` for a
+phase-one sample) and the past cycles' drawn outputs with their human and judge labels
+(`reviewed_between`), from which it learns where the judges and the humans disagree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 from sqlalchemy import Connection, and_, func, select
 
-from monitor.store.tables import outputs, samples
+from monitor.store.tables import labels, outputs, samples
 
 BIG_WINDOW = 200_000
 RANGE_SLACK = 10_000
@@ -58,6 +63,18 @@ class UnreviewedOutput:
     segment: Mapping[str, str]
     confidence: float | None
     """The low-confidence signal's value, when it is a number."""
+
+
+@dataclass(frozen=True)
+class ReviewedOutput:
+    """An output a past cycle drew, with every label it has now: what the active draw learns
+    the judges' reliability from (`monitor.decide.sampling.residual_spreads`)."""
+
+    output_id: str
+    verdicts: Mapping[str, str]
+    """source -> verdict."""
+    low_confidence: bool
+    """Among its window's least confident when drawn."""
 
 
 @dataclass(frozen=True)
@@ -223,3 +240,60 @@ def _eligible(
         )
         found = {pk: c for pk, c in found.items() if c.output_id not in reviewed}
     return found
+
+
+def window_judge_verdicts(
+    conn: Connection, feature: str, start: datetime, end: datetime
+) -> dict[str, tuple[str, ...]]:
+    """Per output of the window with a judge's label now, its judges' verdicts (by source name)."""
+    query = (
+        select(labels.c.output_id, labels.c.source, labels.c.verdict)
+        .join(outputs, and_(outputs.c.feature == labels.c.feature, outputs.c.output_id == labels.c.output_id))
+        .where(
+            outputs.c.feature == feature,
+            outputs.c.ts >= start,
+            outputs.c.ts < end,
+            labels.c.source.like("judge:%"),
+        )
+    )
+    return _by_output(conn.execute(query))
+
+
+def judge_verdicts_of(
+    conn: Connection, feature: str, output_ids: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
+    """The judges' verdicts on these outputs (those with none are left out)."""
+    rows: list[tuple[str, str, str]] = []
+    for at in range(0, len(output_ids), _BATCH_MAX):
+        chunk = list(output_ids[at : at + _BATCH_MAX])
+        query = select(labels.c.output_id, labels.c.source, labels.c.verdict).where(
+            labels.c.feature == feature, labels.c.output_id.in_(chunk), labels.c.source.like("judge:%")
+        )
+        rows.extend((output_id, source, verdict) for output_id, source, verdict in conn.execute(query))
+    return _by_output(rows)
+
+
+def reviewed_between(
+    conn: Connection, feature: str, since: datetime, until: datetime
+) -> list[ReviewedOutput]:
+    """The outputs drawn by the feature's cycles scheduled in [since, until), each with all its
+    labels (human and judge), in the order drawn."""
+    drawn = (samples.c.feature == feature, samples.c.cycle_at >= since, samples.c.cycle_at < until)
+    query = select(samples.c.output_id, samples.c.low_confidence).where(*drawn).order_by(samples.c.pk)
+    found = [(output_id, bool(low)) for output_id, low in conn.execute(query)]
+    verdicts: dict[str, dict[str, str]] = {}
+    label_query = (
+        select(labels.c.output_id, labels.c.source, labels.c.verdict)
+        .join(samples, and_(samples.c.feature == labels.c.feature, samples.c.output_id == labels.c.output_id))
+        .where(*drawn)
+    )
+    for output_id, source, verdict in conn.execute(label_query):
+        verdicts.setdefault(output_id, {})[source] = verdict
+    return [ReviewedOutput(output_id, verdicts.get(output_id, {}), low) for output_id, low in found]
+
+
+def _by_output(rows: Iterable[tuple[str, str, str]]) -> dict[str, tuple[str, ...]]:
+    by_source: dict[str, dict[str, str]] = {}
+    for output_id, source, verdict in rows:
+        by_source.setdefault(output_id, {})[source] = verdict
+    return {output_id: tuple(v for _, v in sorted(found.items())) for output_id, found in by_source.items()}

@@ -16,7 +16,7 @@ from monitor.config import FeatureSettings, Settings
 from monitor.cycle.runner import CycleRunner
 from monitor.decide.sampling import Drawn, SamplingPlan, draw_from_phase_one, phase_one_size
 from monitor.store import sample_queries as sq
-from monitor.store.tables import outputs, samples
+from monitor.store.tables import labels, outputs, samples
 
 AT = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 START = AT - timedelta(days=7)
@@ -194,3 +194,142 @@ def test_window_span_is_the_windows_own_pk_range(engine: Engine, rng: np.random.
         span = sq.window_span(conn, FEATURE, START, AT)
         assert 1000 <= span <= 2000
         assert sq.window_span(conn, FEATURE, AT + timedelta(days=30), AT + timedelta(days=31)) == 0
+
+
+def _label(output_id: str, source: str, verdict: str, feature: str = FEATURE) -> dict[str, object]:
+    return {
+        "feature": feature,
+        "output_id": output_id,
+        "source": source,
+        "source_kind": source.split(":")[0],
+        "verdict": verdict,
+        "ts": AT,
+        "received_at": AT,
+    }
+
+
+def test_judge_verdicts_of_the_window_and_of_given_outputs(engine: Engine, rng: np.random.Generator) -> None:
+    fill(engine, 50, rng)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(labels),
+            [
+                _label(f"{FEATURE}-1", "judge:rules", "fail"),
+                _label(f"{FEATURE}-1", "judge:llm", "pass"),
+                _label(f"{FEATURE}-1", "human:ann", "fail"),  # not a judge
+                _label(f"{FEATURE}-2", "judge:llm", "unsure"),
+                _label(f"{FEATURE}-3", "human:ann", "pass"),
+                _label("before-0", "judge:llm", "fail"),  # outside the window
+                _label("other-1", "judge:llm", "fail", feature="other"),
+            ],
+        )
+    with engine.connect() as conn:
+        window = sq.window_judge_verdicts(conn, FEATURE, START, AT)
+        given = sq.judge_verdicts_of(conn, FEATURE, [f"{FEATURE}-1", f"{FEATURE}-3", "before-0", "other-1"])
+    # one verdict per judge, in the order of the judges' names
+    assert window == {f"{FEATURE}-1": ("pass", "fail"), f"{FEATURE}-2": ("unsure",)}
+    assert given == {f"{FEATURE}-1": ("pass", "fail"), "before-0": ("fail",)}
+
+
+def test_reviewed_between_reads_past_cycles_samples_with_their_labels(
+    engine: Engine, rng: np.random.Generator
+) -> None:
+    fill(engine, 20, rng)
+    earlier, last = START - timedelta(days=7), START
+    with engine.begin() as conn:
+        conn.execute(
+            insert(samples),
+            [
+                {
+                    "feature": feature,
+                    "output_id": f"{feature}-{i}",
+                    "cycle_at": cycle_at,
+                    "stratum": "all",
+                    "inclusion_prob": 0.5,
+                    "low_confidence": i == 1,
+                    "drawn_at": cycle_at,
+                }
+                for feature, i, cycle_at in (
+                    (FEATURE, 0, earlier - timedelta(days=30)),  # before `since`
+                    (FEATURE, 1, earlier),
+                    (FEATURE, 2, last),
+                    (FEATURE, 3, AT),  # the cycle drawing now: not past
+                    ("other", 4, last),
+                )
+            ],
+        )
+        conn.execute(
+            insert(labels),
+            [
+                _label(f"{FEATURE}-1", "human:ann", "fail"),
+                _label(f"{FEATURE}-1", "judge:llm", "pass"),
+                _label(f"{FEATURE}-0", "human:ann", "fail"),
+                _label(f"{FEATURE}-3", "human:ann", "fail"),
+            ],
+        )
+    with engine.connect() as conn:
+        found = sq.reviewed_between(conn, FEATURE, earlier - timedelta(days=1), AT)
+    assert found == [
+        sq.ReviewedOutput(f"{FEATURE}-1", {"human:ann": "fail", "judge:llm": "pass"}, True),
+        sq.ReviewedOutput(f"{FEATURE}-2", {}, False),
+    ]
+
+
+def _judged_cycle_samples(engine: Engine, settings: FeatureSettings) -> list[dict[str, object]]:
+    runner = CycleRunner(engine, Settings(features={FEATURE: settings}), lambda: AT, seed=5)
+    runner.run(FEATURE, AT)
+    with engine.connect() as conn:
+        rows = conn.execute(samples.select().where(samples.c.feature == FEATURE)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_the_cycle_draws_actively_where_judges_labelled_the_window(
+    engine: Engine, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, big: bool
+) -> None:
+    """Judge labels in the store at draw time make the cycle's draw active (cells in the strata,
+    unequal exact probabilities, weights adding up to the window); `active_sampling: false` or
+    no judge label gives today's draw, output for output."""
+    fill(engine, 3000, rng)
+    if big:
+        monkeypatch.setattr(sq, "BIG_WINDOW", 1000)
+    settings = FeatureSettings(owner="team@example.com", sample_size=60, max_sample_size=60, stratify_by=())
+    runner = CycleRunner(engine, Settings(features={FEATURE: settings}), lambda: AT, seed=5)
+    with engine.connect() as conn:  # the draw without judges, worked out before the cycle
+        plain = runner._draw(conn, FEATURE, settings, START, AT, 60, runner.cycle_seed(FEATURE, AT))
+        off = runner._draw(
+            conn,
+            FEATURE,
+            settings.model_copy(update={"active_sampling": False}),
+            START,
+            AT,
+            60,
+            runner.cycle_seed(FEATURE, AT),
+        )
+    assert off == plain
+    assert {d.stratum for d in plain} == {"all"}
+    with engine.begin() as conn:
+        conn.execute(
+            insert(labels),
+            [_label(f"{FEATURE}-{i}", "judge:llm", "fail" if i % 10 == 0 else "pass") for i in range(3000)],
+        )
+    with engine.connect() as conn:
+        assert (
+            runner._draw(
+                conn,
+                FEATURE,
+                settings.model_copy(update={"active_sampling": False}),
+                START,
+                AT,
+                60,
+                runner.cycle_seed(FEATURE, AT),
+            )
+            == plain
+        )
+    stored = _judged_cycle_samples(engine, settings)
+    assert len(stored) == 60
+    assert {str(row["stratum"]).split("|")[1] for row in stored} == {"judge:pass", "judge:fail"}
+    assert len({row["inclusion_prob"] for row in stored}) > 1
+    total = sum(1 / float(row["inclusion_prob"]) for row in stored)  # type: ignore[arg-type]
+    assert total == pytest.approx(3000, rel=0.1 if big else 1e-9)
+    assert any(row["low_confidence"] for row in stored)
