@@ -142,7 +142,7 @@ def _request(records: str) -> dict[str, Any]:
     """The request body: an OTLP export request, as OTLP/JSON or protobuf (optionally gzip)."""
     json_body = {
         "type": "object",
-        "properties": {records: {"type": "array", "items": {"type": "object"}}},
+        "properties": {records: {"type": ["array", "null"], "items": {"type": "object"}}},
         "description": f"OTLP/JSON: {{{records!r}: [...]}} (hex ids, camelCase keys, unknown keys ignored)",
     }
     binary = {"type": "string", "format": "binary"}

@@ -168,7 +168,9 @@ class OverrideIn(_Doc):
     """Set the mode by hand (`mode` null clears the override, as `DELETE` does)."""
 
     mode: Mode | None
-    reason: str = Field("", max_length=2000, description="why; required (not blank) when setting a mode")
+    reason: str = Field(
+        "", max_length=2000, pattern=NO_NUL, description="why; required (not blank) when setting a mode"
+    )
     until: Annotated[datetime | None, _moment("until")] = Field(
         None, description="RFC 3339 with a zone, in the future; only with a mode; the override ends then"
     )

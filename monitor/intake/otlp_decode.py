@@ -156,12 +156,22 @@ def _from_json(body: bytes, message: M, fix: Any) -> M:
         raise BadBody(BAD_REQUEST, f"the body is not valid JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(doc, dict):
         raise BadBody(BAD_REQUEST, "the body must be a JSON object (an OTLP export request)")
+    _check_resources(doc)
     fix(doc)
     try:
         ParseDict(doc, message, ignore_unknown_fields=True, max_recursion_depth=64)
     except (ParseError, RecursionError) as exc:
         raise BadBody(BAD_REQUEST, f"the body is not an OTLP request: {exc}") from None
     return message
+
+
+def _check_resources(doc: dict[str, Any]) -> None:
+    """The request's list of resources holds objects (protobuf's JSON parser would take a string
+    there for an empty message); null or absent is an empty request, as proto3 JSON has it."""
+    for key in ("resourceSpans", "resourceLogs", "resource_spans", "resource_logs"):
+        items = doc.get(key)
+        if items is not None and not (isinstance(items, list) and all(isinstance(i, dict) for i in items)):
+            raise BadBody(BAD_REQUEST, f"the body is not an OTLP request: {key!r} must be a list of objects")
 
 
 def _from_protobuf(body: bytes, message: M) -> M:
