@@ -7,22 +7,23 @@ same history gives the same answer.
 - `retrain`: a family of Bernoulli CUSUMs per scope (monitor.stats.sequential.CusumFamily),
   firing when any member does. The slow-slide member weighs "dropped by the full
   `retrain_drop`" against "dropped by a fifth of it" (ALLOWANCE), so small wiggles gather no
-  evidence; the fast members are tuned to `retrain_drop` doubled until past `fallback_drop`
-  (10 and 20 points by default), so that a collapse gathers evidence at the rate a collapse
-  gives it and pages within two cycles even at 20 labels a week. The fast members share
-  FAST_THRESHOLD plus the log of their number (Bonferroni); their null drift is steep, so
-  their false alarms come only from single very bad cycles, and the family's false-alarm rate
-  is checked by simulation. The baseline is itself an estimate, so p0 is the baseline less
-  half its standard error for the slow member, a whole one for the fast ones: a baseline that
-  came out high by chance must not page anyone. A watcher without the allowance only asks for
-  the larger sample while a drop may be starting. Segments add log(#segments) to every
+  evidence; the fast members are tuned to collapses, `retrain_drop` doubled from past
+  `fallback_drop` up to LARGEST_DROP (20 and 40 points by default), and weigh only the last
+  FAST_WINDOW cycles, so that a collapse gathers evidence at the rate a collapse gives it and
+  pages within two cycles even at 20 labels a week. The fast members share FAST_THRESHOLD plus
+  the log of their number (Bonferroni); their null drift is steep, so their false alarms come
+  only from a few very bad cycles, and the family's false-alarm rate is checked by simulation.
+  The baseline is itself an estimate, so p0 is the baseline less half its standard error for
+  the slow member, a whole one for the fast ones: a baseline that came out high by chance must
+  not page anyone. A watcher without the allowance only asks for the larger sample while a
+  drop may be starting. Segments add log(#segments) to every
   threshold (a Bonferroni bound on the family's false alarms), and a segment's own baseline
   is pulled towards the feature's.
 - `fallback`: the pass rate of the cycles since the change point estimated by the leading
   CUSUM (the member nearest its threshold: after a collapse, a fast one, whose change point is
-  sharp), each window from there to now, at most FALLBACK_WINDOWS, Bonferroni over them, is shown below
-  the floor (baseline - `fallback_drop`) at 95% one sided, counting the baseline's own
-  error. It leaves once the last two cycles are above the floor at 99%.
+  sharp), each window from there to now, at most FALLBACK_WINDOWS, Bonferroni over them, is
+  shown below the floor (baseline - `fallback_drop`) at 95% one sided by the score test,
+  counting the baseline's own error. It leaves once the last two cycles are above the floor at 99%.
 - `drift`: a cycle's signals drifted (significant after Benjamini-Hochberg and a large
   enough effect) for `cycles_to_fire` cycles in a row.
 - `stale`: `stale_cycles` cycles in a row with no human label received or no output.
@@ -69,9 +70,9 @@ a drop of less than about 60% of `retrain_drop` accumulates no evidence: a slide
 heading for the full drop before anyone is paged. Tuned by backtests of slides and steps with
 several sampler seeds: larger allowances miss a one-point-a-week slide for weeks longer."""
 FAST_THRESHOLD = 3.0
-"""Nats of evidence for the members tuned to larger drops (2x, 4x, ... `retrain_drop`), plus the log of
-their number. Their null drift is steep, so their false alarms come from single very bad cycles; the
-family's false-alarm rate is checked by simulation (tests/test_detection_simulation.py)."""
+"""Nats of evidence for the members tuned to collapses (`retrain_drop` doubled past `fallback_drop`),
+plus the log of their number. Their null drift is steep, so their false alarms come from a few very
+bad cycles; the family's false-alarm rate is checked by simulation (tests/test_detection_simulation.py)."""
 FAST_WINDOW = 4
 """The fast members weigh only the last this many cycles with labels (window-limited CUSUM): a
 collapse shows within a few; evidence gathered over many weeks is a slide's, for the slow member
@@ -79,6 +80,7 @@ and its higher threshold (a small segment with a lucky baseline must not page an
 fast member's low threshold)."""
 DROP_GRID_FACTOR = 2.0
 LARGEST_DROP = 0.4
+"""The fast members' drops: `retrain_drop` doubled until past `fallback_drop`, then doubled up to this."""
 FAST_SHRINK = 1.0
 """The fast members lower the baseline by this many of its standard errors (at least as much as the
 slow one): a baseline that came out high by chance looks like a drop of a few points, which only the
