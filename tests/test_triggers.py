@@ -19,6 +19,7 @@ from monitor.decide.triggers import (
     CycleFacts,
     Transition,
     TriggerState,
+    _scope_baseline,
     decide,
     fallback_condition,
     step,
@@ -265,3 +266,14 @@ def test_fallback_is_the_score_test_against_the_floor() -> None:
     se = math.sqrt(floor * (1 - floor) / 60 + 0.93 * 0.07 / 800)
     assert condition.evidence["z"] == pytest.approx(round((floor - 37 / 60) / se, 3), abs=1e-3)
     assert condition.level == "firing"
+
+
+def test_a_segment_whose_baseline_labels_all_passed_still_allows_for_its_baseline_error() -> None:
+    """40 of 40 passed in the baseline: pooled towards the feature's 93%, and lowered by the standard
+    error of 40 labels at the pooled rate (not by zero, which the segment's own 100% would give)."""
+    baseline = Baseline(1, 0.93, 800.0, {"segment:lang=es": (1.0, 40.0)})
+    p0, n0, se, shrink = _scope_baseline(SETTINGS, baseline, "segment:lang=es")
+    assert p0 == pytest.approx((40 + 0.93 * 100) / 140)
+    assert n0 == 140
+    assert se == pytest.approx(math.sqrt(p0 * (1 - p0) / 40))
+    assert shrink == pytest.approx(se) and shrink > 0.03

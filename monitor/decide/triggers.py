@@ -229,7 +229,9 @@ def _scope_baseline(
         # a whole standard error of its own labels.
         n0 = own[1] + SEGMENT_PRIOR_LABELS
         p0 = (own[0] * own[1] + baseline.pass_rate * SEGMENT_PRIOR_LABELS) / n0
-        se = math.sqrt(own[0] * (1 - own[0]) / own[1]) if own[1] else 0.0
+        # Its own labels' standard error, at the pooled rate: a segment whose few baseline
+        # labels all passed is not known to pass always.
+        se = math.sqrt(p0 * (1 - p0) / own[1]) if own[1] else 0.0
         return p0, n0, se, SEGMENT_SHRINK * se
     p0, n0 = baseline.pass_rate, baseline.n_eff
     se = math.sqrt(p0 * (1 - p0) / n0) if n0 > 0 else 0.0
