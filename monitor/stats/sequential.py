@@ -31,8 +31,10 @@ does, so its false-alarm probability is at most the sum of the members' (Bonferr
 h_k = h + log K each member's false alarms are at most about e^{-h}/K as often as a single
 CUSUM at h (Wald's bound P(S ever reaches h) <= e^{-h} per run of evidence), and the family's
 at most about e^{-h}. Members for large drops have a steep negative drift when nothing
-changed, so their false alarms come only from single very bad cycles; the caller may give
-them a lower threshold and check the family's false-alarm rate by simulation.
+changed, so their false alarms come only from a few very bad cycles; the caller may give
+them a lower threshold and check the family's false-alarm rate by simulation. Such a member
+may also be window-limited (`window`): it weighs only its last few cycles, so that it cannot
+gather a slide's evidence over many weeks at its lower threshold.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ class BernoulliCusum:
     cap: float | None = None
     """Evidence is capped here, so that a recovery is seen within a few cycles."""
     window: int | None = None
-    """Window-limited: only the last `window` cycles with labels may contribute (see `run`)."""
+    """Window-limited: only the last `window` cycles with labels may contribute (`_run_window`);
+    `run`'s `start` does not apply then."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.p0 < 1.0:
