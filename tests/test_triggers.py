@@ -4,14 +4,26 @@ and the person it is for."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from monitor.config import FeatureSettings
 from monitor.decide.quality import ScopeQuality
-from monitor.decide.triggers import Baseline, Condition, CycleFacts, Transition, TriggerState, decide, step
+from monitor.decide.triggers import (
+    Baseline,
+    Condition,
+    CycleFacts,
+    Transition,
+    TriggerState,
+    _scope_baseline,
+    decide,
+    fallback_condition,
+    step,
+)
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)
@@ -193,3 +205,75 @@ def test_deciding_twice_on_the_same_history_gives_the_same_answer() -> None:
     first = decide(SETTINGS, BASELINE, history, {}, None, T0)
     second = decide(SETTINGS, BASELINE, history, {}, None, T0)
     assert first == second
+
+
+# --------------------------------------------------------------------------- the detectors
+
+
+def test_a_collapse_at_twenty_labels_fires_retrain_in_two_cycles_through_a_fast_detector() -> None:
+    """12 and 11 of 20 pass after weeks at 18-19 of 20: the slow CUSUM alone has not seen enough;
+    a member tuned to a collapse has, and it dates the change at the collapse for `fallback`."""
+    history = facts([0.95, 0.90, 0.90, 0.95, 0.60, 0.55], n=20)
+    _, states, transitions = replay(SETTINGS, history)
+    retrain = states[("retrain", "all")]
+    assert retrain.state == "firing"
+    fired_at = [
+        i
+        for i, cycle in enumerate(transitions)
+        for t in cycle
+        if t.trigger == "retrain" and t.to_state == "firing"
+    ]
+    assert fired_at[0] <= 5
+    detectors = retrain.evidence["detectors"]
+    assert list(detectors) == ["5", "20", "40"]  # retrain_drop, then doubled past fallback_drop
+    slow, fast = detectors["5"], detectors["20"]
+    assert slow[1] == pytest.approx(6.0) and slow[0] < slow[1]  # the slow member would still wait
+    assert fast[1] == pytest.approx(3.0 + math.log(2), abs=1e-4) and fast[0] >= fast[1]
+    assert retrain.evidence["drop"] >= 0.2
+    assert retrain.evidence["cycles"] == 2  # the change is dated at the collapse
+
+
+def test_a_slow_slide_is_led_by_the_slow_detector() -> None:
+    history = facts([0.93, 0.92, 0.91, 0.90, 0.89, 0.88, 0.87, 0.86], n=50)
+    _, states, _ = replay(SETTINGS, history)
+    evidence = states[("retrain", "all")].evidence
+    assert evidence["drop"] == pytest.approx(0.05)
+    assert evidence["detectors"]["20"][0] == 0.0  # a collapse detector sees nothing in a slide
+
+
+def test_segments_pay_the_bonferroni_toll_on_every_detector() -> None:
+    def cycle(i: int) -> CycleFacts:
+        scopes = {"all": quality(0.93, 200)} | {
+            f"segment:lang={code}": replace(quality(0.93, 50), scope=f"segment:lang={code}")
+            for code in "abcd"
+        }
+        return CycleFacts(T0 + i * WEEK, 500, 200, 200, scopes, drift_checked=True)
+
+    decision = decide(SETTINGS, BASELINE, [cycle(0), cycle(1)], {}, None, T0)
+    detectors = decision.states[("retrain", "segment:lang=a")].evidence["detectors"]
+    toll = math.log(4)
+    assert detectors["5"][1] == pytest.approx(6.0 + toll, abs=1e-4)
+    assert detectors["20"][1] == pytest.approx(3.0 + math.log(2) + toll, abs=1e-4)
+
+
+def test_fallback_is_the_score_test_against_the_floor() -> None:
+    """One window of 60 labels at 61.7% (37 passes) against a floor of 78%: z at the floor's variance."""
+    history = facts([0.93, 0.93, 0.93], n=200) + [
+        replace(cycle, at=T0 + (3 + i) * WEEK) for i, cycle in enumerate(facts([37 / 60], n=60))
+    ]
+    condition = fallback_condition(SETTINGS, BASELINE, history, run_start=3)
+    floor = 0.93 - 0.15
+    se = math.sqrt(floor * (1 - floor) / 60 + 0.93 * 0.07 / 800)
+    assert condition.evidence["z"] == pytest.approx(round((floor - 37 / 60) / se, 3), abs=1e-3)
+    assert condition.level == "firing"
+
+
+def test_a_segment_whose_baseline_labels_all_passed_still_allows_for_its_baseline_error() -> None:
+    """40 of 40 passed in the baseline: pooled towards the feature's 93%, and lowered by the standard
+    error of 40 labels at the pooled rate (not by zero, which the segment's own 100% would give)."""
+    baseline = Baseline(1, 0.93, 800.0, {"segment:lang=es": (1.0, 40.0)})
+    p0, n0, se, shrink = _scope_baseline(SETTINGS, baseline, "segment:lang=es")
+    assert p0 == pytest.approx((40 + 0.93 * 100) / 140)
+    assert n0 == 140
+    assert se == pytest.approx(math.sqrt(p0 * (1 - p0) / 40))
+    assert shrink == pytest.approx(se) and shrink > 0.03

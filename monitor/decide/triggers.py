@@ -4,17 +4,26 @@ Every rule reads the whole history of cycle results, so a late label that restat
 cycle is taken into account the next time the rules run, and running them twice on the
 same history gives the same answer.
 
-- `retrain`: a Bernoulli CUSUM per scope (monitor.stats.sequential) weighing "dropped by the
-  full `retrain_drop`" against "dropped by a fifth of it" (ALLOWANCE), so small wiggles gather
-  no evidence. The baseline is itself an estimate, so the detector's p0 is the baseline less
-  half its standard error: a baseline that came out high by chance must not page anyone. A
-  watcher without the allowance only asks for the larger sample while a drop may be starting.
-  Segments add log(#segments) to the threshold (a Bonferroni bound on the family's false
-  alarms), and a segment's own baseline is pulled towards the feature's.
-- `fallback`: the pass rate of the cycles since the CUSUM's estimated change point (each
-  window from there to now, at most FALLBACK_WINDOWS, Bonferroni over them) is shown below
-  the floor (baseline - `fallback_drop`) at 95% one sided, counting the baseline's own
-  error. It leaves once the last two cycles are above the floor at 99%.
+- `retrain`: a family of Bernoulli CUSUMs per scope (monitor.stats.sequential.CusumFamily),
+  firing when any member does. The slow-slide member weighs "dropped by the full
+  `retrain_drop`" against "dropped by a fifth of it" (ALLOWANCE), so small wiggles gather no
+  evidence; the fast members are tuned to collapses, `retrain_drop` doubled from past
+  `fallback_drop` up to LARGEST_DROP (20 and 40 points by default), and weigh only the last
+  FAST_WINDOW cycles, so that a collapse gathers evidence at the rate a collapse gives it and
+  pages within two cycles even at 20 labels a week. The fast members share FAST_THRESHOLD plus
+  the log of their number (Bonferroni); their null drift is steep, so their false alarms come
+  only from a few very bad cycles, and the family's false-alarm rate is checked by simulation.
+  The baseline is itself an estimate, so p0 is the baseline less half its standard error for
+  the slow member, a whole one for the fast ones: a baseline that came out high by chance must
+  not page anyone. A watcher without the allowance only asks for the larger sample while a
+  drop may be starting. Segments add log(#segments) to every
+  threshold (a Bonferroni bound on the family's false alarms), and a segment's own baseline
+  is pulled towards the feature's.
+- `fallback`: the pass rate of the cycles since the change point estimated by the leading
+  CUSUM (the member nearest its threshold: after a collapse, a fast one, whose change point is
+  sharp), each window from there to now, at most FALLBACK_WINDOWS, Bonferroni over them, is
+  shown below the floor (baseline - `fallback_drop`) at 95% one sided by the score test,
+  counting the baseline's own error. It leaves once the last two cycles are above the floor at 99%.
 - `drift`: a cycle's signals drifted (significant after Benjamini-Hochberg and a large
   enough effect) for `cycles_to_fire` cycles in a row.
 - `stale`: `stale_cycles` cycles in a row with no human label received or no output.
@@ -46,7 +55,7 @@ from monitor.config import FeatureSettings
 from monitor.decide.judge_agreement import JudgePairs
 from monitor.decide.modes import Facts, Override, resolve_mode
 from monitor.decide.quality import ScopeQuality
-from monitor.stats.sequential import BernoulliCusum
+from monitor.stats.sequential import BernoulliCusum, CusumFamily
 
 State = Literal["ok", "pending", "firing", "resolved"]
 Level = Literal["ok", "pending", "firing"]
@@ -60,6 +69,23 @@ ALLOWANCE = 0.2
 a drop of less than about 60% of `retrain_drop` accumulates no evidence: a slide must really be
 heading for the full drop before anyone is paged. Tuned by backtests of slides and steps with
 several sampler seeds: larger allowances miss a one-point-a-week slide for weeks longer."""
+FAST_THRESHOLD = 3.0
+"""Nats of evidence for the members tuned to collapses (`retrain_drop` doubled past `fallback_drop`),
+plus the log of their number. Their null drift is steep, so their false alarms come from a few very
+bad cycles; the family's false-alarm rate is checked by simulation (tests/test_detection_simulation.py)."""
+FAST_WINDOW = 4
+"""The fast members weigh only the last this many cycles with labels (window-limited CUSUM): a
+collapse shows within a few; evidence gathered over many weeks is a slide's, for the slow member
+and its higher threshold (a small segment with a lucky baseline must not page anyone through a
+fast member's low threshold)."""
+DROP_GRID_FACTOR = 2.0
+LARGEST_DROP = 0.4
+"""The fast members' drops: `retrain_drop` doubled until past `fallback_drop`, then doubled up to this."""
+FAST_SHRINK = 1.0
+"""The fast members lower the baseline by this many of its standard errors (at least as much as the
+slow one): a baseline that came out high by chance looks like a drop of a few points, which only the
+members for larger drops would take seriously; it costs them little power against a large drop."""
+MIN_ALTERNATIVE = 0.01
 ESCALATE_AT = 0.05
 """Share of the threshold at which the next cycle draws the larger sample."""
 SEGMENT_ESCALATE_AT = 0.3
@@ -72,6 +98,8 @@ FALLBACK_ALPHA = 0.05
 FALLBACK_WINDOWS = 8
 FALLBACK_EXIT_Z = 2.326  # leave fallback once the last two cycles are above the floor at 99%
 FALLBACK_PENDING_Z = 1.0
+FLOOR_CLAMP = 0.01
+"""The score test takes the variance at the floor, kept this far inside (0, 1)."""
 SEGMENT_PRIOR_LABELS = 100
 """A segment's own baseline is pulled towards the feature's by this many pseudo-labels."""
 SEGMENT_SHRINK = 1.0
@@ -148,37 +176,93 @@ def _rate(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def _cusum_for(
-    p0: float, shrink: float, drop: float, threshold: float, allowance: float = ALLOWANCE
-) -> BernoulliCusum | None:
-    """The detector for a baseline `p0`, lowered by `shrink` for the baseline's own error."""
-    p0c = min(p0 - shrink, 0.999) - allowance * drop
-    if p0c - (1 - allowance) * drop <= 0.01:
+def _family_for(
+    p0: float, se: float, shrink: float, drops: tuple[float, float], thresholds: tuple[float, float]
+) -> tuple[CusumFamily, tuple[float, ...]] | None:
+    """The detectors for a baseline `p0`, lowered by `shrink` for the baseline's own error.
+
+    `drops` is (retrain_drop, the collapse size). The first member is the slow-slide detector:
+    the full drop against the allowance, at `threshold`. The others are tuned to the drop doubled
+    (DROP_GRID_FACTOR) until past the collapse size, against a baseline lowered by FAST_SHRINK of
+    its standard error `se`, and share `fast_threshold` plus the log of their number (Bonferroni).
+    Members whose alternative would be a pass rate near 0 are left out. Returns the family and the
+    drop each member is tuned to.
+    """
+    drop, collapse = drops
+    threshold, fast_threshold = thresholds
+    slow = min(p0 - shrink, 0.999) - ALLOWANCE * drop
+    if slow - (1 - ALLOWANCE) * drop <= MIN_ALTERNATIVE:
         return None
-    return BernoulliCusum(p0=p0c, delta=(1 - allowance) * drop, threshold=threshold, cap=2 * threshold)
+    members = [BernoulliCusum(p0=slow, delta=(1 - ALLOWANCE) * drop, threshold=threshold, cap=2 * threshold)]
+    fast = min(p0 - max(shrink, FAST_SHRINK * se), 0.999) - ALLOWANCE * drop
+    size = drop
+    while size < collapse:
+        size *= DROP_GRID_FACTOR
+    grid: list[float] = []
+    while size <= LARGEST_DROP + 1e-9 and fast - (size - ALLOWANCE * drop) > MIN_ALTERNATIVE:
+        grid.append(size)
+        size *= DROP_GRID_FACTOR
+    h = fast_threshold + math.log(max(1, len(grid)))
+    members += [
+        BernoulliCusum(p0=fast, delta=d - ALLOWANCE * drop, threshold=h, cap=2 * h, window=FAST_WINDOW)
+        for d in grid
+    ]
+    return CusumFamily(tuple(members)), (drop, *grid)
+
+
+def _watcher_for(p0: float, shrink: float, drop: float, threshold: float) -> BernoulliCusum | None:
+    """The slow-slide detector without the allowance: it sees a drop building sooner."""
+    p0c = min(p0 - shrink, 0.999)
+    if p0c - drop <= MIN_ALTERNATIVE:
+        return None
+    return BernoulliCusum(p0=p0c, delta=drop, threshold=threshold, cap=2 * threshold)
+
+
+def _scope_baseline(
+    settings: FeatureSettings, baseline: Baseline, scope: str
+) -> tuple[float, float, float, float]:
+    """(p0, its effective n, its standard error, the shrink for its own error) for a scope."""
+    own = baseline.segments.get(scope)
+    if scope != "all" and own is not None and own[1] >= settings.segment_min_labels:
+        # Partial pooling: a segment's baseline from few labels is noisy, and a high one by
+        # chance would page someone; pull it towards the feature's baseline, and lower it by
+        # a whole standard error of its own labels.
+        n0 = own[1] + SEGMENT_PRIOR_LABELS
+        p0 = (own[0] * own[1] + baseline.pass_rate * SEGMENT_PRIOR_LABELS) / n0
+        # Its own labels' standard error, at the pooled rate: a segment whose few baseline
+        # labels all passed is not known to pass always.
+        se = math.sqrt(p0 * (1 - p0) / own[1]) if own[1] else 0.0
+        return p0, n0, se, SEGMENT_SHRINK * se
+    p0, n0 = baseline.pass_rate, baseline.n_eff
+    se = math.sqrt(p0 * (1 - p0) / n0) if n0 > 0 else 0.0
+    return p0, n0, se, BASELINE_SHRINK * se
+
+
+@dataclass(frozen=True)
+class RetrainCheck:
+    """One scope's `retrain` condition, and what the sample size and `fallback` need of it."""
+
+    condition: Condition
+    share: float
+    """How near the detectors are to firing: the slow-slide member's or the watcher's share of
+    the threshold, or a fast member's once it is pending."""
+    run_start: int
+    """The leading detector's estimate of where the change began (len(history) if none)."""
 
 
 def retrain_conditions(
     settings: FeatureSettings, baseline: Baseline, history: Sequence[CycleFacts]
-) -> dict[str, tuple[Condition, float, tuple[int, ...]]]:
-    """Per scope: the condition, the CUSUM statistic as a share of its threshold, and run starts."""
+) -> dict[str, RetrainCheck]:
+    """Per scope: the condition, how near it is to firing, and the estimated change point."""
     scopes = sorted({scope for cycle in history for scope in cycle.quality if scope != "all"})
-    out: dict[str, tuple[Condition, float, tuple[int, ...]]] = {}
+    out: dict[str, RetrainCheck] = {}
     for scope in ["all", *scopes]:
-        threshold = CUSUM_THRESHOLD if scope == "all" else CUSUM_THRESHOLD + math.log(max(1, len(scopes)))
-        own = baseline.segments.get(scope)
-        if scope != "all" and own is not None and own[1] >= settings.segment_min_labels:
-            # Partial pooling: a segment's baseline from few labels is noisy, and a high one by
-            # chance would page someone; pull it towards the feature's baseline, and lower it by
-            # a whole standard error of its own labels.
-            n0 = own[1] + SEGMENT_PRIOR_LABELS
-            p0 = (own[0] * own[1] + baseline.pass_rate * SEGMENT_PRIOR_LABELS) / n0
-            shrink = SEGMENT_SHRINK * math.sqrt(own[0] * (1 - own[0]) / own[1]) if own[1] else 0.0
-        else:
-            p0, n0 = baseline.pass_rate, baseline.n_eff
-            shrink = BASELINE_SHRINK * math.sqrt(p0 * (1 - p0) / n0) if n0 > 0 else 0.0
-        detector = _cusum_for(p0, shrink, settings.retrain_drop, threshold)
-        if detector is None:
+        toll = 0.0 if scope == "all" else math.log(max(1, len(scopes)))
+        threshold = CUSUM_THRESHOLD + toll
+        p0, n0, se, shrink = _scope_baseline(settings, baseline, scope)
+        drops = (settings.retrain_drop, settings.fallback_drop)
+        detectors = _family_for(p0, se, shrink, drops, (threshold, FAST_THRESHOLD + toll))
+        if detectors is None:
             continue
         counts = [
             (c.quality[scope].passes_eff, c.quality[scope].n_eff) if scope in c.quality else (0.0, 0.0)
@@ -186,36 +270,56 @@ def retrain_conditions(
         ]
         if not any(n for _, n in counts):
             continue
-        path = detector.run(counts)
-        statistic = path.last
-        # A watcher with no allowance sees a drop building sooner: it only asks for more labels.
-        watcher = _cusum_for(p0, shrink, settings.retrain_drop, threshold, allowance=0.0)
-        watch = watcher.run(counts).last if watcher else 0.0
-        start = path.run_start[-1]
-        recent = [c.quality[scope] for c in history[start:] if scope in c.quality]
-        x = sum(q.passes_eff for q in recent)
-        n = sum(q.n_eff for q in recent)
-        level: Level = (
-            "firing" if statistic >= threshold else "pending" if statistic >= PENDING_AT * threshold else "ok"
-        )
-        since_text = f" over the last {len(history) - start} cycles" if recent else ""
-        reason = (
-            f"pass rate {_rate(x / n) if n else 'n/a'}{since_text} against baseline {_rate(p0)}; "
-            f"evidence of a {100 * settings.retrain_drop:.0f}-point drop {statistic:.1f} of {threshold:.1f}"
-        )
-        evidence = {
-            "statistic": round(statistic, 4),
-            "threshold": round(threshold, 4),
-            "baseline": p0,
-            "baseline_n": n0,
-            "recent_pass_rate": (x / n) if n else None,
-            "recent_n": round(n, 2),
-            "cycles": len(history) - start,
-            "watch": round(watch, 4),
-        }
-        condition = Condition(level, statistic <= EXIT_AT * threshold, reason, evidence)
-        out[scope] = (condition, max(statistic, watch) / threshold, path.run_start)
+        out[scope] = _retrain_check(settings, detectors, counts, history, scope, (p0, n0, shrink))
     return out
+
+
+def _retrain_check(
+    settings: FeatureSettings,
+    detectors: tuple[CusumFamily, tuple[float, ...]],
+    counts: Sequence[tuple[float, float]],
+    history: Sequence[CycleFacts],
+    scope: str,
+    base: tuple[float, float, float],
+) -> RetrainCheck:
+    p0, n0, shrink = base
+    family, drops = detectors
+    path = family.run(counts)
+    lead = path.leader
+    statistic, threshold = path.paths[lead].last, path.thresholds[lead]
+    share = path.share
+    watcher = _watcher_for(p0, shrink, settings.retrain_drop, path.thresholds[0])
+    watch = watcher.run(counts).last if watcher else 0.0
+    start = path.run_start
+    recent = [c.quality[scope] for c in history[start:] if scope in c.quality]
+    x = sum(q.passes_eff for q in recent)
+    n = sum(q.n_eff for q in recent)
+    level: Level = "firing" if path.signalled else "pending" if share >= PENDING_AT else "ok"
+    drop = drops[lead]
+    since_text = f" over the last {len(history) - start} cycles" if recent else ""
+    reason = (
+        f"pass rate {_rate(x / n) if n else 'n/a'}{since_text} against baseline {_rate(p0)}; "
+        f"evidence of a {100 * drop:.0f}-point drop {statistic:.1f} of {threshold:.1f}"
+    )
+    evidence = {
+        "statistic": round(statistic, 4),
+        "threshold": round(threshold, 4),
+        "drop": round(drop, 4),
+        "detectors": {
+            f"{100 * d:.0f}": [round(p.last, 4), round(h, 4)]
+            for d, p, h in zip(drops, path.paths, path.thresholds, strict=True)
+        },
+        "baseline": p0,
+        "baseline_n": n0,
+        "recent_pass_rate": (x / n) if n else None,
+        "recent_n": round(n, 2),
+        "cycles": len(history) - start,
+        "watch": round(watch, 4),
+    }
+    exit_ok = all(s <= EXIT_AT for s in path.shares)
+    slow = max(path.shares[0], watch / path.thresholds[0])
+    near = max(slow, share if level != "ok" else 0.0)
+    return RetrainCheck(Condition(level, exit_ok, reason, evidence), near, start)
 
 
 def fallback_condition(
@@ -272,13 +376,20 @@ def fallback_condition(
 
 
 def _z_above(qualities: Sequence[ScopeQuality], floor: float, se_base: float) -> float | None:
-    """How many standard errors the pooled pass rate stands above the floor."""
+    """How many standard errors the pooled pass rate stands above the floor.
+
+    The score test of "the pass rate is at the floor": the binomial variance is taken at the
+    floor, not at the observed rate (the test the Wilson interval inverts: "shown below the floor
+    at 95%" is "the one-sided Wilson bound is under it"), plus the baseline's own variance, since
+    the floor moves with the baseline. At the observed rate a collapse far below a high floor
+    would look noisier than it is under the hypothesis tested, and need a cycle more to show.
+    """
     x = sum(q.passes_eff for q in qualities)
     n = sum(q.n_eff for q in qualities)
     if n <= 0:
         return None
-    shrunk = (x + 0.5) / (n + 1)
-    se = math.sqrt(shrunk * (1 - shrunk) / n + se_base**2)
+    at = min(max(floor, FLOOR_CLAMP), 1 - FLOOR_CLAMP)
+    se = math.sqrt(at * (1 - at) / n + se_base**2)
     return (x / n - floor) / se
 
 
@@ -430,11 +541,11 @@ def decide(
     if baseline is not None and history:
         retrain = retrain_conditions(settings, baseline, history)
         run_start = None
-        for scope, (condition, share, starts) in retrain.items():
-            conditions[("retrain", scope)] = condition
-            escalate = escalate or share >= (ESCALATE_AT if scope == "all" else SEGMENT_ESCALATE_AT)
-            if scope == "all" and condition.evidence["statistic"] > 0:
-                run_start = starts[-1]
+        for scope, check in retrain.items():
+            conditions[("retrain", scope)] = check.condition
+            escalate = escalate or check.share >= (ESCALATE_AT if scope == "all" else SEGMENT_ESCALATE_AT)
+            if scope == "all" and check.condition.evidence["statistic"] > 0:
+                run_start = check.run_start
         fallback = fallback_condition(settings, baseline, history, run_start)
         conditions[("fallback", "all")] = fallback
         escalate = escalate or fallback.level != "ok"
