@@ -13,15 +13,14 @@ import pytest
 
 from monitor.config import FeatureSettings
 from monitor.decide.quality import ScopeQuality
+from monitor.decide.retrain import _scope_baseline, fallback_condition
 from monitor.decide.triggers import (
     Baseline,
     Condition,
     CycleFacts,
     Transition,
     TriggerState,
-    _scope_baseline,
     decide,
-    fallback_condition,
     step,
 )
 
