@@ -211,6 +211,9 @@ def _fit(
         cells,
         prediction,
         confidence,
+        # The action model was fitted on the baseline's labels, not these: with it alone, plain PPI
+        # (weight 1) stays exactly unbiased and needs no tuning; judges' weights are tuned (PPI++).
+        power=None if judges else 1.0,
         method="ppi" if judges else "ppi-actions",
     )
 
