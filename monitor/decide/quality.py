@@ -47,7 +47,8 @@ class WindowOutput:
 
 @dataclass(frozen=True)
 class ScopeQuality:
-    """One scope's pass rate, with the effective counts the sequential detectors consume."""
+    """One scope's pass rate, with the effective counts the sequential detectors consume (with a
+    covariate, the size of its unsmoothed variance: `PoweredPassRate.evidence_n`)."""
 
     scope: str
     value: float
@@ -166,18 +167,18 @@ def _powered(
     result = fit.estimate
     saved: dict[str, float] = {}
     if judges:
-        without = _fit(humans, window, (), model, confidence).estimate.n if model else fit.kish_n
+        without = _fit(humans, window, (), model, confidence).evidence_n if model else fit.kish_n
         for name in judges:
             alone = fit if len(judges) == 1 else _fit(humans, window, (name,), model, confidence)
-            saved[name] = max(alone.estimate.n - without, 0.0)
+            saved[name] = max(alone.evidence_n - without, 0.0)
     return ScopeQuality(
         scope=scope,
         value=result.value,
         low=result.low,
         high=result.high,
         labelled=len(humans),
-        passes_eff=result.value * result.n,
-        n_eff=result.n,
+        passes_eff=result.value * fit.evidence_n,
+        n_eff=fit.evidence_n,
         method=result.method if fit.lam > 0 else "weighted-wilson",
         judge_weight=fit.lam if judges else None,
         judges_saved=saved,

@@ -16,7 +16,9 @@ outputs per cell, the labelled ones included. Design-weighted PPI++:
     \qquad
     V = \lambda^2 \frac{s^2_f}{N} + \frac{\sum_j w_j^2 (r_j - \bar r_w)^2}{(\sum_j w_j)^2}\frac{n}{n-1}
 
-with :math:`r = y - \lambda f`. :math:`\hat\theta` is unbiased (to first order, like the
+with :math:`r = y - \lambda f`; the residual sum also counts a quarter pass and a quarter fail in
+each covariate cell of each sampling stratum, so that a cell where no disagreement was seen does
+not claim that the covariate never errs there. :math:`\hat\theta` is unbiased (to first order, like the
 Hájek estimator) for any fixed :math:`\lambda` under any inclusion probabilities. The tuned
 :math:`\lambda = \widehat{\mathrm{Cov}}_w(y, f) / ((1 + n/N)\, s^2_f)`, clipped to [0, 1], is
 PPI++'s (with equal probabilities exactly ``ppi_py``'s: ``s^2_f`` over the labelled and the
@@ -56,6 +58,10 @@ MIN_ITEMS = 2  # labels a left-out weight needs (one left out, one to tune on)
 
 TINY = 1e-12
 PRIOR_LABELS = 4.0
+"""Pseudo-labels at the humans-only variance in the detectors' variance (`evidence_n`)."""
+PSEUDO_LABELS = 0.25
+"""Pseudo-labels of a pass and of a fail added to each covariate cell within a sampling stratum
+when the residual variance is estimated (see `_with_pseudo_labels`)."""
 MIN_POWERED_LABELS = 20
 """Below this many human labels the covariate-powered estimate gives its point estimate with
 the humans-only interval: the tuned weight and the residual variance of a handful of labels are
@@ -74,6 +80,11 @@ class PoweredPassRate:
     labelled: int
     kish_n: float
     """Kish's effective size of the human labels alone (their design weights)."""
+    evidence_n: float
+    """What the sequential detectors add up: the binomial size of the variance shrunk towards the
+    humans-only one by `PRIOR_LABELS` pseudo-labels, the input their false-alarm rates were set
+    on by simulation (tests/test_detection_simulation.py). A window's interval needs more: the
+    pseudo-labels per cell (see `_with_pseudo_labels`)."""
 
 
 def covariate_powered_pass_rate(
@@ -98,7 +109,9 @@ def covariate_powered_pass_rate(
     if y.size == 0 or not bool(np.all((pi > 0) & (pi <= 1))):
         raise ValueError("needs at least one labelled item, each with an inclusion probability in (0, 1]")
     plain = weighted_pass_rate(y, pi, None, confidence)
-    humans_only = PoweredPassRate(plain, 0.0, plain.value * (1 - plain.value) / plain.n, int(y.size), plain.n)
+    humans_only = PoweredPassRate(
+        plain, 0.0, plain.value * (1 - plain.value) / plain.n, int(y.size), plain.n, plain.n
+    )
     counts, f_win, f_lab = _predictions(window_cells, prediction, labelled_cells)
     big_n = float(counts.sum())
     if big_n <= 0:
@@ -111,13 +124,14 @@ def covariate_powered_pass_rate(
     # The point estimate leaves each label out of its own weight (cross-fitting): a weight tuned
     # on the same labels it is applied to biases the estimate by O(1/n); power=None only.
     lams = _left_out_weights(y, f_lab, w, counts, f_win) if power is None else np.full(y.size, lam)
-    theta, variance = _powered(y, w, f_lab, counts, f_win, lams, lam, plain)
+    theta, variance, raw_variance = _powered(y, w, f_lab, counts, f_win, lams, lam, plain)
     effective = _effective_size(theta, variance, plain.n, max_gain, big_n)
+    evidence = _effective_size(theta, raw_variance, plain.n, max_gain, big_n)
     if y.size < min_labels:
-        effective = plain.n
+        effective = evidence = plain.n
     interval = wilson_interval(theta * effective, effective, confidence)
     estimate = Estimate(theta, interval.low, interval.high, effective, method, confidence)
-    return PoweredPassRate(estimate, lam, variance, int(y.size), plain.n)
+    return PoweredPassRate(estimate, lam, variance, int(y.size), plain.n, evidence)
 
 
 def _predictions(
@@ -144,21 +158,54 @@ def _powered(
     lams: FloatArray,
     lam: float,
     plain: Estimate,
-) -> tuple[float, float]:
-    """The estimate and its variance: the imputed part plus the design-weighted residuals, taken
-    from the same left-out terms as the estimate, so the weight's own noise counts too."""
+) -> tuple[float, float, float]:
+    """The estimate, its variance for the interval and for the detectors (see `evidence_n`): the
+    imputed part plus the design-weighted residuals, taken from the same left-out terms as the
+    estimate, so the weight's own noise counts too."""
     big_n, n = float(counts.sum()), float(y.size)
     mean_f = float((counts * f_win).sum() / big_n)
     var_f = float((counts * (f_win - mean_f) ** 2).sum() / max(big_n - 1.0, 1.0))
     terms = y - lams * (f_lab - mean_f)
     raw = float((w * terms).mean())
-    rectifier = float((w**2 * (terms - raw) ** 2).sum()) / n**2 * (n / max(n - 1.0, 1.0))
     theta = min(max(raw, 0.0), 1.0)
-    # A few labels agreeing by chance with the covariate say little about how rarely it errs:
-    # PRIOR_LABELS pseudo-labels at the humans-only variance keep the interval honest then.
+    imputed = lam**2 * var_f / big_n
     humans_only = max(theta * (1 - theta), plain.value * (1 - plain.value)) / plain.n
-    rectifier = (n * rectifier + PRIOR_LABELS * humans_only) / (n + PRIOR_LABELS)
-    return theta, lam**2 * var_f / big_n + rectifier
+    unsmoothed = _rectifier(w, terms, np.ones(w.size), raw)
+    shrunk = (n * unsmoothed + PRIOR_LABELS * humans_only) / (n + PRIOR_LABELS)
+    rectifier = _rectifier(*_with_pseudo_labels(w, f_lab, lams, terms, mean_f), raw)
+    return theta, imputed + rectifier, imputed + shrunk
+
+
+def _rectifier(w: FloatArray, residuals: FloatArray, counts: FloatArray, centre: float) -> float:
+    """The design-weighted residuals' variance of their mean (`counts`: how many labels each is)."""
+    total = float(counts.sum())
+    spread = float((counts * w**2 * (residuals - centre) ** 2).sum())
+    return spread / total**2 * (total / max(total - 1.0, 1.0))
+
+
+def _with_pseudo_labels(
+    w: FloatArray, f_lab: FloatArray, lams: FloatArray, terms: FloatArray, mean_f: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The labels' weights, residuals and counts, plus `PSEUDO_LABELS` of a pass and of a fail in
+    every group of labels sharing a prediction and a design weight (a covariate cell within a
+    sampling stratum). Disagreements between humans and the covariate are rare; a group where
+    none was seen would otherwise claim the covariate never errs there, and the interval would
+    be narrowest exactly when the estimate is furthest off (Agresti & Caffo's remedy, 2000)."""
+    keys = np.column_stack([f_lab, np.round(np.log(w), 9)])
+    groups, first, members = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    members = np.ravel(members)
+    size = np.bincount(members, minlength=len(groups)).astype(np.float64)
+    group_w = np.bincount(members, weights=w, minlength=len(groups)) / size
+    group_lam = np.bincount(members, weights=lams, minlength=len(groups)) / size
+    shift = group_lam * (f_lab[first] - mean_f)
+    pseudo_w = np.concatenate([group_w, group_w])
+    pseudo_r = np.concatenate([1.0 - shift, -shift])
+    pseudo_n = np.full(2 * len(groups), PSEUDO_LABELS)
+    return (
+        np.concatenate([w, pseudo_w]),
+        np.concatenate([terms, pseudo_r]),
+        np.concatenate([np.ones(w.size), pseudo_n]),
+    )
 
 
 def _tuned_weight(

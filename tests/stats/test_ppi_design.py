@@ -142,9 +142,11 @@ def test_small_samples_keep_coverage(design: str, big_n: int, n: int, p: float) 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("design", ["strat", "over"])
-def test_usual_sizes_are_unbiased_and_cover(design: str) -> None:
-    """n = 50 of N = 1000, 400 runs: standard error of the mean error ~0.002, of coverage 0.011."""
-    bias, coverage = _simulate(design, 1000, 50, 0.9, 400, seed=7)
+@pytest.mark.parametrize(("design", "p"), [("strat", 0.9), ("over", 0.9), ("over", 0.95)])
+def test_usual_sizes_are_unbiased_and_cover(design: str, p: float) -> None:
+    """n = 50 of N = 1000, 400 runs: standard error of the mean error ~0.002, of coverage 0.011.
+    Over-sampling the least confident makes the judge's rare misses land on heavy weights; the
+    pseudo-labels per cell and stratum keep the interval at nominal there too."""
+    bias, coverage = _simulate(design, 1000, 50, p, 400, seed=7)
     assert abs(bias) < 0.006
-    assert coverage >= 0.95 - 0.022 if design == "strat" else coverage >= 0.88
+    assert coverage >= 0.95 - 0.022
