@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine
 
 from monitor.config import Settings
 from monitor.decide.modes import resolve_mode
+from monitor.reporting.label_budget import label_budget
 from monitor.store import cycle_queries as q
 from monitor.store import feature_queries as fq
 from monitor.store.metric_queries import undelivered
@@ -161,22 +162,9 @@ def _last_cycle(row: dict[str, Any] | None, confidence: float) -> dict[str, Any]
     data = fq.as_json(row, *CYCLE_COLUMNS)
     if data is not None and row is not None:
         data["confidence"] = confidence
-        data["labels"] = _label_budget(row.get("result"))
+        budget = label_budget(row.get("result"))
+        data["labels"] = budget.to_json() if budget else None
     return data
-
-
-def _label_budget(result: dict[str, Any] | None) -> dict[str, Any] | None:
-    """How many human labels the cycle's overall answer needed, what they were worth with the
-    judges' verdicts on the window, and what each judge saved (labels' worth with it, minus)."""
-    overall = ((result or {}).get("quality") or {}).get("all")
-    if not overall:
-        return None
-    saved = overall.get("judges_saved") or {}
-    return {
-        "human": int(overall["labelled"]),
-        "worth": float(overall["n_eff"]),
-        "judges_saved": {name: float(value) for name, value in saved.items()},
-    }
 
 
 def _pct(value: float | None) -> str:

@@ -7,7 +7,7 @@ writes. Some outputs carry hostile text (markup and SQL) in every field a review
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,10 +16,13 @@ from sqlalchemy import Engine, insert, select
 
 from monitor.api.app import create_app
 from monitor.config import FeatureSettings, Settings
-from monitor.cycle.runner import CycleRunner
+from monitor.cycle.result import CycleResult
+from monitor.cycle.runner import CycleRunner, pass_rate_columns
 from monitor.daemon.services import Services
 from monitor.daemon.tokens import TokenBook, create_token
+from monitor.decide.quality import ScopeQuality
 from monitor.records import LabelRecord, validate_output
+from monitor.store import cycle_queries as q
 from monitor.store import review_queries as rq
 from monitor.store.tables import judge_runs, labels, review_flags
 from monitor.store.writes import insert_labels, insert_outputs
@@ -169,3 +172,28 @@ def flags(engine: Engine) -> list[dict[str, Any]]:
 def queue_ids(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         return [item.output_id for item in rq.queue(conn, FEATURE, CYCLE_AT)]
+
+
+def answered(engine: Engine, now: datetime, labelled: int, worth: float, saved: dict[str, float]) -> None:
+    """Restate the seeded cycle as if `labelled` human labels had answered it, worth `worth`
+    with the judges (each judge in `saved` worth that many labels; none: humans alone)."""
+    judged = {"judge_weight": 0.8, "judges_saved": saved} if saved else {}
+    overall = ScopeQuality.from_json(
+        "all",
+        {
+            "value": 0.75,
+            "low": 0.5,
+            "high": 0.9,
+            "labelled": labelled,
+            "passes_eff": 0.75 * worth,
+            "n_eff": worth,
+            "method": "ppi" if saved else "wilson",
+            **judged,
+        },
+    )
+    with engine.begin() as conn:
+        row = q.cycle_row(conn, FEATURE, CYCLE_AT)
+        assert row is not None and row["status"] == "done"
+        result = replace(CycleResult.from_json(row["result"]), quality={"all": overall}, measured=True)
+        values = {**pass_rate_columns(result.overall), "result": result.to_json()}
+        q.restate_cycle(conn, FEATURE, CYCLE_AT, values, now)

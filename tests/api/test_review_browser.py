@@ -25,6 +25,7 @@ from review_data import (
     CYCLE_AT,
     FEATURE,
     Clock,
+    answered,
     app_for,
     human_labels,
     mint_tokens,
@@ -88,7 +89,9 @@ class Served:
 
 @pytest.fixture
 def served(engine: Engine) -> Iterator[tuple[Served, str]]:
-    settings = seed(engine, Clock(CYCLE_AT + timedelta(hours=1)))
+    clock = Clock(CYCLE_AT + timedelta(hours=1))
+    settings = seed(engine, clock)
+    answered(engine, clock(), labelled=40, worth=61.4, saved={"rubric": 18.6})
     services = services_for(engine, settings, lambda: datetime.now(UTC))
     token = mint_tokens(engine, datetime.now(UTC)).review
     with Served(app_for(services)) as server:
@@ -130,6 +133,10 @@ def test_a_reviewer_labels_items_in_headless_chromium(
             assert page.url.startswith(f"{server.url}/review/{FEATURE}")
             assert page.get_attribute("#current", "data-output-id") == order[0]
             assert page.locator("#progress").inner_text().startswith("0 of 6 reviewed")
+            assert page.locator("#labels").inner_text() == (
+                "The last answer (cycle of Mon 2 Mar 2026, 06:00 UTC) used 40 human labels, worth 61 "
+                "with the judges (judge rubric saved 19). 6 of this week's sample still wait for a reviewer."
+            )
 
             # The markup in the first output is shown as text, never run.
             assert page.locator("pre[data-field=input]").inner_text() == "<script>alert(1)</script>"

@@ -23,6 +23,7 @@ from review_data import (
     SQL,
     Clock,
     Tokens,
+    answered,
     app_for,
     flags,
     human_labels,
@@ -443,8 +444,58 @@ def test_an_earlier_cycle_with_items_left_stays_reachable(signed_in: Site) -> No
     older = site.page(cycle="2026-03-02T06:00:00Z").text
     assert current_item(older).startswith("out-")
     assert "in an earlier cycle" in older
+    # the budget is the last answer's (the later cycle, unlabelled) and the wait this week's
+    assert "(cycle of Mon 9 Mar 2026, 06:00 UTC)</span> used no human labels." in older
+    assert "3 of this week's sample still wait for a reviewer." in older
     assert site.submit(site.page(cycle="2026-03-02T06:00:00Z"), "pass").status_code == 303
     assert "1 of 6 reviewed" in site.page(cycle="2026-03-02T06:00:00Z").text
+
+
+# --------------------------------------------------------------------------- the label budget
+
+ANSWERED = 'The last answer <span class="muted">(cycle of Mon 2 Mar 2026, 06:00 UTC)</span> used'
+
+
+def index_cell(index: str, feature: str) -> str:
+    """The text of the feature's "Last answer used" cell on the index."""
+    row = index.split(f'<a href="/review/{feature}">{feature}</a>', 1)[1].split("</tr>", 1)[0]
+    found = re.search(r'<td class="labels">(.*?)</td>', row, re.S)
+    assert found is not None, f"no label budget cell for {feature}"
+    return found.group(1)
+
+
+def test_the_queue_and_the_index_say_what_the_last_answer_cost_in_labels(signed_in: Site) -> None:
+    site = signed_in
+    answered(site.engine, site.clock(), labelled=40, worth=61.4, saved={"rubric": 18.6, SCRIPT: 2.4})
+    words = (
+        f"40 human labels, worth 61 with the judges (judge {ESCAPED_SCRIPT} saved 2, judge rubric saved 19)"
+    )
+    page = site.page().text
+    assert f"{ANSWERED} {words}.\n  6 of this week's sample still wait for a reviewer." in page
+    assert SCRIPT not in page
+    assert index_cell(site.page("/review").text, FEATURE) == words
+    assert site.submit(site.page(), "pass").status_code == 303
+    assert "5 of this week's sample still wait for a reviewer." in site.page().text
+
+
+def test_without_a_judge_the_budget_is_the_human_labels_alone(signed_in: Site) -> None:
+    site = signed_in
+    answered(site.engine, site.clock(), labelled=1, worth=1.0, saved={})
+    page = site.page().text
+    assert f"{ANSWERED} 1 human label.\n  6 of this week's sample" in page
+    assert "with the judges" not in page
+    assert index_cell(site.page("/review").text, FEATURE) == "1 human label"
+
+
+def test_a_cycle_without_labels_says_so_and_no_cycle_shows_no_budget(signed_in: Site) -> None:
+    site = signed_in
+    assert f"{ANSWERED} no human labels." in site.page().text  # the seeded cycle had none
+    index = site.page("/review").text
+    assert index_cell(index, FEATURE) == "no human labels"
+    assert index_cell(index, OTHER) == ""
+    quiet = site.page(f"/review/{OTHER}").text
+    assert 'id="labels"' not in quiet
+    assert "human label" not in quiet
 
 
 def test_unknown_features_and_bad_cycles_get_a_page_that_says_so(signed_in: Site) -> None:

@@ -12,6 +12,7 @@ from monitor.api.review.rendering import number, preview, secure, show, when
 from monitor.api.review.sign_in import after_login
 from monitor.api.review.signing import csrf_token, login_token, rendered_stamp, review_seconds, same
 from monitor.api.review.verdict import MAX_REASON_CHARS, following, problem, source_name
+from monitor.reporting.label_budget import LabelBudget, label_budget
 
 SECRET = b"s" * 32
 AT = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -108,3 +109,14 @@ def test_every_page_carries_a_strict_policy_with_its_nonce() -> None:
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_label_budget_is_read_from_the_overall_answer_of_a_stored_result() -> None:
+    judged = {"labelled": 40, "n_eff": 61.4, "judge_weight": 0.7, "judges_saved": {"rubric": 18.6}}
+    budget = label_budget({"quality": {"all": judged, "segment:language=en": {"labelled": 3}}})
+    assert budget == LabelBudget(human=40, worth=61.4, judges_saved={"rubric": 18.6})
+    assert budget.to_json() == {"human": 40, "worth": 61.4, "judges_saved": {"rubric": 18.6}}
+    alone = label_budget({"quality": {"all": {"labelled": 12, "n_eff": 12.0}}})
+    assert alone == LabelBudget(human=12, worth=12.0, judges_saved={})
+    for unanswered in (None, {}, {"sample_size": 6}, {"quality": {}}):
+        assert label_budget(unanswered) is None

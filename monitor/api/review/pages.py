@@ -23,6 +23,7 @@ from monitor.config import Settings
 from monitor.decide.schedule import cron
 from monitor.errors import ConfigError, InputError
 from monitor.records import parse_ts
+from monitor.reporting.label_budget import last_answer
 from monitor.store import review_queries as rq
 from monitor.store.cycle_queries import feature_names
 
@@ -86,7 +87,8 @@ class ReviewPages:
     # ----------------------------------------------------------------------- routes
 
     def index(self, request: Request, base: Base, who: CallerOrNone) -> Response:
-        """GET the index: each feature's progress through its recent cycles, flags, next cycle."""
+        """GET the index: each feature's progress through its recent cycles, flags, next cycle, and
+        the human labels its last answer used."""
         if who is None:
             return to_login(request, base)
         rows = []
@@ -102,6 +104,7 @@ class ReviewPages:
                         "older": [p for p in recent[1:] if p.left > 0],
                         "flagged": flagged.get(feature, 0),
                         "next_cycle": self.next_cycle(feature),
+                        "answer": last_answer(conn, feature),
                     }
                 )
         return self.renderer.page(base, "index.html", {"rows": rows}, who)
@@ -147,7 +150,8 @@ class ReviewPages:
         attempt: Attempt | None = None,
         status_code: int = 200,
     ) -> HTMLResponse:
-        """The queue of `cycle_at` (default: the latest cycle) with `current_id` expanded."""
+        """The queue of `cycle_at` (default: the latest cycle) with `current_id` expanded, and the
+        human labels the last answer used with how many of this week's sample still wait."""
         with self.engine.connect() as conn:
             times = rq.cycle_times(conn, feature, RECENT_CYCLES)
             if cycle_at is None and times:
@@ -157,6 +161,7 @@ class ReviewPages:
             recent = rq.progress(conn, feature, times)
             items = rq.queue(conn, feature, cycle_at) if cycle_at is not None else []
             flagged = rq.open_flag_counts(conn).get(feature, 0)
+            answer = last_answer(conn, feature)
         context = {
             "feature": feature,
             "owner": self.settings.owner_of(feature),
@@ -164,6 +169,8 @@ class ReviewPages:
             "progress": next((p for p in recent if p.cycle_at == cycle_at), None),
             "latest": times[0] if times else None,
             "others": [p for p in recent if p.cycle_at != cycle_at],
+            "answer": answer,
+            "this_week": recent[0] if times else None,
             "flagged": flagged,
             "next_cycle": self.next_cycle(feature),
             "saved": request.query_params.get("saved", "") if attempt is None else "",
