@@ -28,7 +28,9 @@ the result is the humans-only design-weighted estimate (``weighted_pass_rate``).
 
 The interval is Wilson's on the effective size :math:`n^* = \hat\theta(1-\hat\theta)/V`,
 capped at ``max_gain`` times Kish's size of the labels and at *N* (a covariate that happens
-to agree perfectly on a small sample cannot claim unlimited precision). Below
+to agree perfectly on a small sample cannot claim unlimited precision), and never below
+Kish's size (the humans-only interval's): the pseudo-labels make a weak covariate's interval
+honest, not wider than the labels alone would give. Below
 ``min_labels`` human labels the interval is the humans-only one (the point estimate stays
 the powered one). References: Angelopoulos, Bates, Fannjiang, Jordan & Zrnic (2023),
 Science 382; Angelopoulos, Duchi & Zrnic (2023), "PPI++", arXiv:2311.01453.
@@ -125,7 +127,7 @@ def covariate_powered_pass_rate(
     # on the same labels it is applied to biases the estimate by O(1/n); power=None only.
     lams = _left_out_weights(y, f_lab, w, counts, f_win) if power is None else np.full(y.size, lam)
     theta, variance, raw_variance = _powered(y, w, f_lab, counts, f_win, lams, lam, plain)
-    effective = _effective_size(theta, variance, plain.n, max_gain, big_n)
+    effective = max(_effective_size(theta, variance, plain.n, max_gain, big_n), plain.n)
     evidence = _effective_size(theta, raw_variance, plain.n, max_gain, big_n)
     if y.size < min_labels:
         effective = evidence = plain.n

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
 from ppi_py.ppi import _calc_lam_glm
 
@@ -150,3 +152,25 @@ def test_usual_sizes_are_unbiased_and_cover(design: str, p: float) -> None:
     bias, coverage = _simulate(design, 1000, 50, p, 400, seed=7)
     assert abs(bias) < 0.006
     assert coverage >= 0.95 - 0.022
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    labels=st.lists(
+        st.tuples(st.booleans(), st.booleans(), st.sampled_from([0.02, 0.05, 0.2])), min_size=20, max_size=60
+    ),
+    judge_pass_share=st.floats(0.05, 0.95),
+)
+def test_the_interval_is_never_from_fewer_labels_than_the_humans_alone(
+    labels: list[tuple[bool, bool, float]], judge_pass_share: float
+) -> None:
+    """Whatever the judge and the design, the powered interval's size is at least Kish's size
+    of the labels: the pseudo-labels make a weak judge's interval honest, never wider than the
+    labels alone."""
+    y = np.array([float(human) for human, _, _ in labels])
+    pi = np.array([p for _, _, p in labels])
+    cells = ["pass" if said else "fail" for _, said, _ in labels]
+    window = {"pass": round(2000 * judge_pass_share), "fail": round(2000 * (1 - judge_pass_share))}
+    found = covariate_powered_pass_rate(y, pi, cells, window, PREDICTION)
+    assert found.estimate.n >= found.kish_n - 1e-9
+    assert found.estimate.low <= found.estimate.value <= found.estimate.high
