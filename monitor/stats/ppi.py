@@ -16,10 +16,11 @@ outputs per cell, the labelled ones included. Design-weighted PPI++:
     \qquad
     V = \lambda^2 \frac{s^2_f}{N} + \frac{\sum_j w_j^2 (r_j - \bar r_w)^2}{(\sum_j w_j)^2}\frac{n}{n-1}
 
-with :math:`r = y - \lambda f`; the residual sum also counts a quarter pass and a quarter fail in
-each covariate cell of each sampling stratum, so that a cell where no disagreement was seen does
-not claim that the covariate never errs there. :math:`\hat\theta` is unbiased (to first order, like the
-Hájek estimator) for any fixed :math:`\lambda` under any inclusion probabilities. The tuned
+with :math:`r = y - \lambda f`; for the interval the residual sum also counts two pseudo-labels,
+a pass and a fail, spread over the covariate cells of the sampling strata by their weight, so
+that a cell where no disagreement was seen does not claim that the covariate never errs there.
+:math:`\hat\theta` is unbiased (to first order, like the Hájek estimator) for any fixed
+:math:`\lambda` under any inclusion probabilities. The tuned
 :math:`\lambda = \widehat{\mathrm{Cov}}_w(y, f) / ((1 + n/N)\, s^2_f)`, clipped to [0, 1], is
 PPI++'s (with equal probabilities exactly ``ppi_py``'s: ``s^2_f`` over the labelled and the
 window's predictions pooled, ``ddof=1``); it is 0 when *f* has no variance in the sample and
@@ -61,9 +62,9 @@ MIN_ITEMS = 2  # labels a left-out weight needs (one left out, one to tune on)
 TINY = 1e-12
 PRIOR_LABELS = 4.0
 """Pseudo-labels at the humans-only variance in the detectors' variance (`evidence_n`)."""
-PSEUDO_LABELS = 0.25
-"""Pseudo-labels of a pass and of a fail added to each covariate cell within a sampling stratum
-when the residual variance is estimated (see `_with_pseudo_labels`)."""
+PSEUDO_LABELS = 2.0
+"""Pseudo-labels, half passes and half fails, spread over the covariate cells within sampling
+strata when the interval's residual variance is estimated (see `_with_pseudo_labels`)."""
 MIN_POWERED_LABELS = 20
 """Below this many human labels the covariate-powered estimate gives its point estimate with
 the humans-only interval: the tuned weight and the residual variance of a handful of labels are
@@ -188,25 +189,26 @@ def _rectifier(w: FloatArray, residuals: FloatArray, counts: FloatArray, centre:
 def _with_pseudo_labels(
     w: FloatArray, f_lab: FloatArray, lams: FloatArray, terms: FloatArray, mean_f: float
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """The labels' weights, residuals and counts, plus `PSEUDO_LABELS` of a pass and of a fail in
-    every group of labels sharing a prediction and a design weight (a covariate cell within a
-    sampling stratum). Disagreements between humans and the covariate are rare; a group where
-    none was seen would otherwise claim the covariate never errs there, and the interval would
-    be narrowest exactly when the estimate is furthest off (Agresti & Caffo's remedy, 2000)."""
+    """The labels' weights, residuals and counts, plus `PSEUDO_LABELS` in all, half a pass and
+    half a fail, spread over the groups of labels sharing a prediction and a design weight (a
+    covariate cell within a sampling stratum) in proportion to the group's weight. Disagreements
+    between humans and the covariate are rare; a group where none was seen would otherwise claim
+    the covariate never errs there, and the interval would be narrowest exactly when the estimate
+    is furthest off (Agresti & Caffo's remedy, 2000). A fixed total, not a count per group, so
+    that cutting the window into more cells (judges x actions x strata) costs no more."""
     keys = np.column_stack([f_lab, np.round(np.log(w), 9)])
     groups, first, members = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     members = np.ravel(members)
     size = np.bincount(members, minlength=len(groups)).astype(np.float64)
-    group_w = np.bincount(members, weights=w, minlength=len(groups)) / size
+    group_weight = np.bincount(members, weights=w, minlength=len(groups))
+    group_w = group_weight / size
     group_lam = np.bincount(members, weights=lams, minlength=len(groups)) / size
     shift = group_lam * (f_lab[first] - mean_f)
-    pseudo_w = np.concatenate([group_w, group_w])
-    pseudo_r = np.concatenate([1.0 - shift, -shift])
-    pseudo_n = np.full(2 * len(groups), PSEUDO_LABELS)
+    share = PSEUDO_LABELS / 2 * group_weight / group_weight.sum()
     return (
-        np.concatenate([w, pseudo_w]),
-        np.concatenate([terms, pseudo_r]),
-        np.concatenate([np.ones(w.size), pseudo_n]),
+        np.concatenate([w, group_w, group_w]),
+        np.concatenate([terms, 1.0 - shift, -shift]),
+        np.concatenate([np.ones(w.size), share, share]),
     )
 
 

@@ -169,8 +169,8 @@ def test_proxy_estimate_is_unbiased_covers_and_beats_the_labels_alone(rate: floa
         plain_widths.append(plain.high - plain.low)
     assert abs(np.mean(errors)) < 0.004  # unbiased: the human residuals correct the proxy
     assert covered / runs >= 0.90
-    # The interval pays for its coverage in cells where no disagreement was seen (a quarter pass
-    # and a quarter fail per cell, monitor.stats.ppi): 0.80x the labels' width at 93 %, 0.71x at 80 %.
+    # The interval pays for its coverage in cells where no disagreement was seen (two pseudo-labels
+    # spread over the cells, monitor.stats.ppi): 0.81x the labels' width at 93 %, 0.70x at 80 %.
     assert np.mean(widths) < 0.85 * np.mean(plain_widths)
 
 
