@@ -10,8 +10,13 @@ Stores
     Set ``AIQM_TEST_POSTGRES_URL`` to use another server (its database must exist and the user
     must be allowed to create databases).
 
-    For a store shared by a module, use the session fixture `stores`:
-    ``stores.create("postgresql")`` returns the URL of a new migrated store.
+    For a store shared by a module, use `module_store_url` (once per backend), or the session
+    fixture `stores`: ``stores.create("postgresql")`` returns the URL of a new migrated store,
+    and ``stores.borrow(backend)`` one that ``stores.give_back(url)`` empties for the next
+    borrower (a PostgreSQL database is reused rather than dropped: a drop makes the server
+    checkpoint, seconds on a busy machine).
+    SQLite stores are copies of a file migrated once per session, as PostgreSQL's databases are
+    copies of a migrated template.
 
 CLI
     `aiqm` runs ``monitor.cli.main`` in-process, `aiqm_proc` runs ``python -m monitor`` in a
@@ -24,6 +29,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -53,6 +59,25 @@ settings.register_profile("aiqm", deadline=None, print_blob=True)
 settings.load_profile("aiqm")
 
 BACKENDS = ("sqlite", pytest.param("postgresql", marks=pytest.mark.postgres, id="postgresql"))
+
+
+# --------------------------------------------------------------------------- order
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a test marked `slow` first, each module's tests in their order.
+
+    The suite runs on xdist workers, a module to a worker (`--dist loadfile`), taking modules
+    in this order: a long end-to-end module started last would leave one worker alone at the
+    end. The order is the same in every worker, as xdist requires.
+    """
+    slow = {_module_of(item) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: _module_of(item) not in slow)
+
+
+def _module_of(item: pytest.Item) -> str:
+    return str(item.path)
 
 
 # --------------------------------------------------------------------------- environment
@@ -101,18 +126,31 @@ class Stores:
         self._pg_error: str | None = None
         self._databases: list[str] = []
         self._shared: str | None = None
+        self._spare: list[str] = []
+        self._sqlite_template: Path | None = None
+        self._template_schema: list[tuple[str, str, str]] | None = None
 
     # -- sqlite
 
     def sqlite(self) -> str:
+        """A copy of a file migrated once: byte for byte the store `migrate` makes, without the
+        tenth of a second (more on a busy machine) that running the migrations takes."""
         path = self.root / f"store-{next(self._counter)}.sqlite3"
-        url = f"sqlite:///{path}"
-        engine = make_engine(url)
-        try:
-            migrate(engine)
-        finally:
-            engine.dispose()
-        return url
+        shutil.copyfile(self._migrated_sqlite(), path)
+        return f"sqlite:///{path}"
+
+    def _migrated_sqlite(self) -> Path:
+        if self._sqlite_template is None:
+            template = self.root / "template.sqlite3"
+            engine = make_engine(f"sqlite:///{template}")
+            try:
+                migrate(engine)
+            finally:
+                engine.dispose()  # the last connection closed: the WAL is checkpointed into the file
+            leftovers = [p.name for p in self.root.glob("template.sqlite3-*")]
+            assert not leftovers, f"the template kept {leftovers}: a copy of the file alone would lose them"
+            self._sqlite_template = template
+        return self._sqlite_template
 
     # -- postgresql
 
@@ -165,17 +203,17 @@ class Stores:
         return self._shared
 
     def empty(self, url: str) -> None:
-        """Empty every table but alembic's; a database that cannot be emptied is dropped instead."""
+        """Empty every table but alembic's and restart their ids; a database that cannot be
+        emptied is dropped instead.
+
+        Only the tables the test touched (rows in them, or an id handed out) are truncated: each
+        table truncated costs new files and their sync, tenths of a second on a busy machine,
+        and the rest are already as a truncate would leave them.
+        """
         try:
             with psycopg.connect(_conninfo(url), autocommit=True, connect_timeout=5) as conn:
                 conn.execute("SET lock_timeout = '5s'")
-                tables = [
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT quote_ident(tablename) FROM pg_tables"
-                        " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-                    )
-                ]
+                tables = _touched_tables(conn)
                 if tables:
                     conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         except psycopg.Error:
@@ -199,7 +237,41 @@ class Stores:
                 admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         self._databases.clear()
 
+    def _schema(self, database: str) -> list[tuple[str, str, str]]:
+        """Every relation in the public schema with its kind, and the alembic revision."""
+        with psycopg.connect(_conninfo(self._url_of(database)), autocommit=True, connect_timeout=5) as conn:
+            relations = conn.execute(
+                "SELECT c.relname, c.relkind::text, '' FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"
+            ).fetchall()
+            revision = conn.execute(
+                "SELECT 'alembic_version', 'v', version_num FROM alembic_version"
+            ).fetchall()
+        return sorted([*relations, *revision])
+
     # -- either
+
+    def borrow(self, backend: str) -> str:
+        """A migrated, empty store for a module; hand it back with `give_back`."""
+        if backend == "postgresql" and self._spare:
+            return self._spare.pop()
+        return self.create(backend)
+
+    def give_back(self, url: str) -> None:
+        """Empty a borrowed PostgreSQL store for the next borrower, or drop it when its relations
+        or its revision are no longer the template's (a test created tables, or migrated it)."""
+        if not url.startswith("postgresql"):
+            return
+        database = make_url(url).database
+        self.empty(url)
+        if database is None or database not in self._databases or self._template is None:
+            return
+        if self._template_schema is None:
+            self._template_schema = self._schema(self._template)
+        if self._schema(database) == self._template_schema:
+            self._spare.append(url)
+        else:
+            self.drop(url)
 
     def create(self, backend: str, *, shared: bool = False) -> str:
         """The URL of a new, migrated, empty store; fails or skips as the module docstring says.
@@ -214,6 +286,32 @@ class Stores:
             return self.shared_postgresql() if shared else self.postgresql()
         except _PostgresUnavailable as exc:
             missing(f"{exc} (start it with pg_ctlcluster)")
+
+
+def _touched_tables(conn: psycopg.Connection[Any]) -> list[str]:
+    """The public tables (alembic's aside) holding rows or whose id sequence has handed one out."""
+    tables = [
+        row[0]
+        for row in conn.execute(
+            "SELECT quote_ident(tablename) FROM pg_tables"
+            " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+    ]
+    if not tables:
+        return []
+    holding = conn.execute("SELECT " + ", ".join(f"EXISTS (SELECT FROM {t})" for t in tables)).fetchone()
+    assert holding is not None
+    counted = conn.execute(
+        "SELECT DISTINCT quote_ident(t.relname) FROM pg_depend d"
+        " JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'"
+        " JOIN pg_class t ON t.oid = d.refobjid"
+        " JOIN pg_namespace n ON n.oid = t.relnamespace"
+        " JOIN pg_sequences q ON q.schemaname = n.nspname AND q.sequencename = s.relname"
+        " WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass"
+        " AND d.deptype IN ('a', 'i') AND n.nspname = 'public' AND q.last_value IS NOT NULL"
+    )
+    used = {row[0] for row in counted}
+    return [t for t, rows in zip(tables, holding, strict=True) if rows or t in used]
 
 
 @pytest.fixture(scope="session")
@@ -237,6 +335,15 @@ def store_url(stores: Stores, backend: str) -> Iterator[str]:
     yield url
     if backend == "postgresql":
         stores.empty(url)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_store_url(stores: Stores, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated store that all of a module's tests share, once per backend: for tests that
+    read what one module-scoped fixture wrote there and write nothing another test reads."""
+    url = stores.borrow(request.param)
+    yield url
+    stores.give_back(url)
 
 
 @pytest.fixture

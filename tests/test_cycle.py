@@ -148,12 +148,11 @@ def window_ids(engine: Engine, at: datetime, days: int) -> set[str]:
 
 @pytest.fixture
 def second_store(stores: Stores, backend: str) -> Iterator[Engine]:
-    url = stores.create(backend)
+    url = stores.borrow(backend)
     built = make_engine(url)
     yield built
     built.dispose()
-    if backend == "postgresql":
-        stores.drop(url)
+    stores.give_back(url)
 
 
 def test_the_sample_is_reproducible_from_the_seed(

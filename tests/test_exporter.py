@@ -6,6 +6,7 @@ every change (cycles, labels, flags, overrides) although unchanged families are 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -71,10 +72,15 @@ def series(samples: Samples, name: str) -> list[dict[str, str]]:
     return [dict(labels) for (sample, labels) in samples if sample == name]
 
 
-@pytest.fixture
-def history_engine(engine: Engine, tmp_path: Path) -> Engine:
-    build_history(engine, tmp_path / "history")
-    return engine
+@pytest.fixture(scope="module")
+def history_engine(module_store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The history, built once per backend: the tests using it only scrape it."""
+    engine = make_engine(module_store_url)
+    try:
+        build_history(engine, tmp_path_factory.mktemp("history"))
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def test_every_contract_metric_has_its_type_and_labels(history_engine: Engine) -> None:

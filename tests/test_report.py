@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from sqlalchemy import Engine, select
 
 from monitor.errors import NotFound
 from monitor.reporting.report import collect_report, render_html, summary_text
+from monitor.store.engine import make_engine
 from monitor.store.tables import outputs
 
 if TYPE_CHECKING:
@@ -24,9 +26,17 @@ if TYPE_CHECKING:
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture
-def history(engine: Engine, tmp_path: Path) -> list:  # type: ignore[type-arg]
-    return build(engine, settings_for(), tmp_path / "history", weeks=10)
+@pytest.fixture(scope="module")
+def engine(module_store_url: str) -> Iterator[Engine]:
+    """The module's store, once per backend: its tests only read the history."""
+    built = make_engine(module_store_url)
+    yield built
+    built.dispose()
+
+
+@pytest.fixture(scope="module")
+def history(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> list:  # type: ignore[type-arg]
+    return build(engine, settings_for(), tmp_path_factory.mktemp("history"), weeks=10)
 
 
 def test_the_page_shows_the_decline_costs_and_brief(engine: Engine, history: list) -> None:  # type: ignore[type-arg]
@@ -74,8 +84,7 @@ def test_an_earlier_week(engine: Engine, history: list) -> None:  # type: ignore
 
 
 def test_aiqm_report_writes_the_file(
-    engine: Engine,
-    store_url: str,
+    module_store_url: str,
     history: list,
     aiqm: CliRunner,
     tmp_path: Path,
@@ -83,7 +92,7 @@ def test_aiqm_report_writes_the_file(
 ) -> None:
     config = tmp_path / "aiqm.yaml"
     config.write_text(f"features:\n  {FEATURE}:\n    owner: ops-ml@example.com\n")
-    env = {"AIQM_DATABASE_URL": store_url}
+    env = {"AIQM_DATABASE_URL": module_store_url}
     monkeypatch.chdir(tmp_path)
     done = aiqm("report", "--feature", FEATURE, "--config", config, env=env)
     assert done.code == 0, done.err

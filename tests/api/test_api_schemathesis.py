@@ -20,7 +20,11 @@ from schemathesis.engine.events import FatalError, NonFatalError, ScenarioFinish
 from test_api_serve import daemon
 
 SEED = 15
-MAX_EXAMPLES = 25  # per operation and phase (the stateful phase: per scenario)
+# Per operation and phase (the stateful phase: per scenario). At this seed 15 reach every
+# operation with the same set of status codes as 25 did (measured on SQLite: the coverage phase,
+# which sends the boundary and negative cases, is the same 506 requests at either number), in
+# two thirds of the time; at 10 some operations no longer got their 404.
+MAX_EXAMPLES = 15
 ADMIN = "admin-token-of-the-schemathesis-test"
 
 # The only answers the schema cannot promise: which requests the data stored makes valid.

@@ -8,7 +8,6 @@ import base64
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from quality_data import FEATURE, NOW, QUIET, TestClient, seed_history, services_for, sign_in
@@ -16,17 +15,40 @@ from review_data import mint_tokens
 from sqlalchemy import Engine
 
 from monitor.api.app import create_app
+from monitor.config import Settings
 from monitor.reporting.status import collect_status
+from monitor.store.engine import make_engine
 from monitor.store.metric_queries import MetricsReader
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.fixture(scope="module")
+def seeded(
+    module_store_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, dict[str, str], Engine]]:
+    """The history and the tokens, stored once per backend: the pages only read them."""
+    engine = make_engine(module_store_url)
+    try:
+        config = seed_history(engine, tmp_path_factory.mktemp("history"))
+        minted = mint_tokens(engine, datetime.now(UTC))
+        tokens = {
+            "read": minted.read,
+            "review": minted.review,
+            "admin": minted.admin,
+            "ingest": minted.ingest,
+        }
+        yield config, tokens, engine
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
-def site(engine: Engine, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], Engine]]:
-    config = seed_history(engine, tmp_path / "history")
-    minted = mint_tokens(engine, datetime.now(UTC))
-    tokens = {"read": minted.read, "review": minted.review, "admin": minted.admin, "ingest": minted.ingest}
+def site(
+    seeded: tuple[Settings, dict[str, str], Engine],
+) -> Iterator[tuple[TestClient, dict[str, str], Engine]]:
+    """A new app and client per test (its own session secret and cookies) over the seeded store."""
+    config, tokens, engine = seeded
     with TestClient(create_app(services_for(engine, config)), base_url="http://testserver") as client:
         yield client, tokens, engine
 
