@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from sqlalchemy import Connection, Table, select, tuple_, update
+from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -287,17 +287,24 @@ def ensure_feature(conn: Connection, feature: str, now: datetime) -> None:
 
 def missing_outputs(conn: Connection, records: Sequence[LabelRecord]) -> list[int]:
     """Indices of the labels whose output is not stored (a label needs its output)."""
-    wanted = sorted({(r.feature, r.output_id) for r in records})
+    ids_by_feature: dict[str, set[str]] = {}
+    for record in records:
+        ids_by_feature.setdefault(record.feature, set()).add(record.output_id)
     known: set[tuple[str, str]] = set()
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
-        chunk = wanted[start : start + LOOKUP_CHUNK]
-        rows = conn.execute(
-            select(outputs.c.feature, outputs.c.output_id).where(
-                tuple_(outputs.c.feature, outputs.c.output_id).in_(chunk)
+    for feature, ids in ids_by_feature.items():
+        # One column's IN list per feature: PostgreSQL plans a row-value IN list of 500 pairs
+        # as 500 ORed conditions, a hundred times slower than `output_id = ANY(...)`.
+        for chunk in _chunks(sorted(ids)):
+            query = select(outputs.c.output_id).where(
+                outputs.c.feature == feature, outputs.c.output_id.in_(chunk)
             )
-        )
-        known.update((row.feature, row.output_id) for row in rows)
+            known.update((feature, output_id) for output_id in conn.scalars(query))
     return [i for i, r in enumerate(records) if (r.feature, r.output_id) not in known]
+
+
+def _chunks(ids: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        yield ids[start : start + LOOKUP_CHUNK]
 
 
 def insert_labels(conn: Connection, records: Sequence[LabelRecord], now: datetime) -> WriteCounts:
@@ -396,23 +403,26 @@ def _same_label(old: LabelRecord, new: LabelRecord) -> bool:
 
 
 def _existing_labels(conn: Connection, keys: list[LabelKey]) -> dict[LabelKey, LabelRecord]:
+    ids_by_source: dict[tuple[str, str], set[str]] = {}
+    for feature, output_id, source in keys:
+        ids_by_source.setdefault((feature, source), set()).add(output_id)
     found: dict[LabelKey, LabelRecord] = {}
-    columns = (labels.c.feature, labels.c.output_id, labels.c.source)
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        chunk = keys[start : start + LOOKUP_CHUNK]
-        rows = conn.execute(
-            select(*columns, labels.c.verdict, labels.c.score, labels.c.reason, labels.c.ts).where(
-                tuple_(*columns).in_(chunk)
+    columns = (labels.c.output_id, labels.c.verdict, labels.c.score, labels.c.reason, labels.c.ts)
+    for (feature, source), ids in ids_by_source.items():
+        for chunk in _chunks(sorted(ids)):
+            rows = conn.execute(
+                select(*columns).where(
+                    labels.c.feature == feature, labels.c.source == source, labels.c.output_id.in_(chunk)
+                )
             )
-        )
-        for row in rows:
-            found[(row.feature, row.output_id, row.source)] = LabelRecord(
-                output_id=row.output_id,
-                feature=row.feature,
-                source=row.source,
-                verdict=row.verdict,
-                score=row.score,
-                reason=row.reason,
-                ts=row.ts,
-            )
+            for row in rows:
+                found[(feature, row.output_id, source)] = LabelRecord(
+                    output_id=row.output_id,
+                    feature=feature,
+                    source=source,
+                    verdict=row.verdict,
+                    score=row.score,
+                    reason=row.reason,
+                    ts=row.ts,
+                )
     return found
