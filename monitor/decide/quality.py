@@ -48,7 +48,7 @@ class WindowOutput:
 @dataclass(frozen=True)
 class ScopeQuality:
     """One scope's pass rate, with the effective counts the sequential detectors consume (with a
-    covariate, the size of its unsmoothed variance: `PoweredPassRate.evidence_n`)."""
+    covariate, `PoweredPassRate.evidence_n`, not the interval's size)."""
 
     scope: str
     value: float

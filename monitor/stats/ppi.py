@@ -87,7 +87,7 @@ class PoweredPassRate:
     """What the sequential detectors add up: the binomial size of the variance shrunk towards the
     humans-only one by `PRIOR_LABELS` pseudo-labels, the input their false-alarm rates were set
     on by simulation (tests/test_detection_simulation.py). A window's interval needs more: the
-    pseudo-labels per cell (see `_with_pseudo_labels`)."""
+    pseudo-labels spread over the cells (see `_with_pseudo_labels`)."""
 
 
 def covariate_powered_pass_rate(
