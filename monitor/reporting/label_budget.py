@@ -24,7 +24,8 @@ class LabelBudget:
 
     human: int
     worth: float
-    """The effective labels of the answer: the human labels stretched by the judges."""
+    """The effective labels as the detectors take them (`ScopeQuality.n_eff`): the human labels
+    stretched by the judges. One week's interval, which must hold alone, may take fewer."""
     judges_saved: Mapping[str, float] = field(default_factory=dict)
     """Per judge, the labels its verdicts were worth (worth with it, minus without); empty when
     no judge's verdicts were used."""

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, tuple_, update
+from sqlalchemy import Connection, and_, select, update
 
 from monitor.records import OutputRecord
 from monitor.store.tables import cycles, labels, outputs
-from monitor.store.writes import LOOKUP_CHUNK
+from monitor.store.writes import chunked
 
 __all__ = ["OtelVerdict", "complete_outputs", "features_of", "otel_verdicts", "previous_cycle_end"]
 
@@ -27,20 +27,16 @@ _MERGED = ("segment", "signals", "metadata")
 
 
 def _stored(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    ids_by_feature: dict[str, list[str]] = {}
+    for feature, output_id in keys:
+        ids_by_feature.setdefault(feature, []).append(output_id)
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    columns = [
-        outputs.c.pk,
-        outputs.c.feature,
-        outputs.c.output_id,
-        *(outputs.c[n] for n in _PLAIN + _MERGED),
-    ]
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        chunk = keys[start : start + LOOKUP_CHUNK]
-        rows = conn.execute(
-            select(*columns).where(tuple_(outputs.c.feature, outputs.c.output_id).in_(chunk))
-        ).mappings()
-        for row in rows:
-            found[(row["feature"], row["output_id"])] = dict(row)
+    columns = [outputs.c.pk, outputs.c.output_id, *(outputs.c[n] for n in _PLAIN + _MERGED)]
+    for feature, ids in ids_by_feature.items():  # one column's IN list: see writes.missing_outputs
+        for chunk in chunked(ids):
+            query = select(*columns).where(outputs.c.feature == feature, outputs.c.output_id.in_(chunk))
+            for row in conn.execute(query).mappings():
+                found[(feature, row["output_id"])] = dict(row)
     return found
 
 
@@ -85,8 +81,7 @@ def features_of(conn: Connection, output_ids: Sequence[str]) -> dict[str, list[s
     """The features holding each of these output ids (an OTLP id names a span, not a feature)."""
     found: dict[str, list[str]] = {}
     unique = sorted(set(output_ids))
-    for start in range(0, len(unique), LOOKUP_CHUNK):
-        chunk = unique[start : start + LOOKUP_CHUNK]
+    for chunk in chunked(unique):
         rows = conn.execute(
             select(outputs.c.output_id, outputs.c.feature).where(outputs.c.output_id.in_(chunk))
         )
